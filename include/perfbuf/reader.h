@@ -1,0 +1,167 @@
+// perfbuf::Reader: reads the per-CPU perf rings behind a BPF_MAP_TYPE_PERF_EVENT_ARRAY.
+//
+//   perfbuf::Reader reader(bpf_map__fd(skel->maps.events),
+//                          [&](const perfbuf::Sample& s) { /* s.cpu, s.data */ },
+//                          [&](int cpu, std::uint64_t lost) { /* dropped records */ });
+//   while (running) {
+//     auto n = reader.poll(std::chrono::milliseconds(100));
+//     if (!n) { if (n.interrupted()) break; throw n.error(); }
+//   }
+//
+// For each CPU the reader opens a PERF_COUNT_SW_BPF_OUTPUT event, maps its
+// ring, stores the event at key = CPU id in the map, and waits on all rings
+// with one epoll instance. Records are handed out in place (copied into one
+// reused scratch buffer only when a record wraps the end of the ring).
+//
+// A Reader is used from one thread at a time. Construction throws
+// perfbuf::Error; poll and consume return Result so loops need no try/catch.
+#pragma once
+
+#include <perfbuf/error.h>
+#include <perfbuf/ring.h>
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <functional>
+#include <memory>
+#include <span>
+#include <type_traits>
+#include <vector>
+
+struct bpf_map;
+
+namespace perfbuf {
+
+// One record from the BPF program.
+struct Sample {
+  int cpu = -1;               // the CPU whose ring held it
+  std::uint64_t time_ns = 0;  // kernel timestamp (perf clock), when Options::timestamps is set
+  // The bytes passed to bpf_perf_event_output(), plus up to 7 bytes of kernel
+  // padding. Valid only until the handler returns.
+  std::span<const std::byte> data;
+
+  // Copies the start of the payload into out; false if the payload is shorter.
+  // (The payload is only 4-byte aligned in the ring, so it is not cast in place.)
+  template <class T>
+  bool read(T& out) const noexcept {
+    static_assert(std::is_trivially_copyable_v<T>);
+    if (data.size() < sizeof(T)) return false;
+    std::memcpy(&out, data.data(), sizeof(T));
+    return true;
+  }
+};
+
+// Called for every record. May return void (keep going) or Action::stop to end
+// the current drain early; later records stay in the ring for the next call.
+// An exception propagates out of poll/consume; the record that threw counts as
+// consumed and the rings stay consistent.
+class SampleHandler {
+ public:
+  SampleHandler() = default;
+  template <class F, class = std::enable_if_t<std::is_invocable_v<F&, const Sample&>>>
+  SampleHandler(F f) {  // NOLINT: implicit, so that a lambda can be passed directly
+    if constexpr (std::is_void_v<std::invoke_result_t<F&, const Sample&>>) {
+      fn_ = [f = std::move(f)](const Sample& s) mutable {
+        f(s);
+        return Action::next;
+      };
+    } else {
+      fn_ = std::move(f);
+    }
+  }
+  explicit operator bool() const noexcept { return static_cast<bool>(fn_); }
+  Action operator()(const Sample& s) const { return fn_(s); }
+
+ private:
+  std::function<Action(const Sample&)> fn_;
+};
+
+// Called when the kernel reports records it dropped because a ring was full.
+using LostHandler = std::function<void(int cpu, std::uint64_t count)>;
+
+// When the kernel wakes a reader blocked in poll().
+struct Wakeup {
+  enum class Mode { every_record, every_n_records, watermark_bytes };
+  Mode mode = Mode::watermark_bytes;
+  std::uint32_t value = 0;
+
+  // What libbpf does by default: lowest latency, one wakeup per record, so the
+  // reader cannot keep up with a busy producer.
+  static constexpr Wakeup every_record() { return {Mode::every_record, 1}; }
+  // After every n records on a ring.
+  static constexpr Wakeup every(std::uint32_t n) { return {Mode::every_n_records, n}; }
+  // After `bytes` have been written to a ring since its last wakeup; 0 means a
+  // quarter of the ring. The default: wakeups stay rare under load, and the
+  // ring is far from full when the reader runs.
+  static constexpr Wakeup watermark(std::uint32_t bytes) { return {Mode::watermark_bytes, bytes}; }
+};
+
+struct Options {
+  // Data pages per ring (a power of two); the ring maps one more page for control.
+  std::size_t pages_per_cpu = 64;
+  // CPU ids to read; empty: every online CPU. Each ring goes at key = CPU id.
+  std::vector<int> cpus;
+  Wakeup wakeup = Wakeup::watermark(0);
+  // With batched wakeups the last records below the threshold would wait for
+  // more traffic. poll() never sleeps longer than this and drains every ring at
+  // least this often, so a record reaches its handler at most max_delay after
+  // it was written, as long as the application is in poll() (or calls consume()
+  // that often from its own loop).
+  std::chrono::milliseconds max_delay{10};
+  // Ask the kernel for a timestamp per record (PERF_SAMPLE_TIME) in Sample::time_ns.
+  bool timestamps = false;
+};
+
+struct CpuStats {
+  int cpu = -1;
+  std::uint64_t records = 0;  // samples delivered
+  std::uint64_t bytes = 0;    // payload bytes delivered
+  std::uint64_t lost = 0;     // records the kernel dropped on a full ring
+  std::uint64_t wakeups = 0;  // times epoll reported the ring ready
+  std::uint64_t corrupt = 0;  // drains that found a malformed ring and skipped it
+};
+
+// The online CPU ids, from /sys/devices/system/cpu/online (may be sparse).
+std::vector<int> online_cpus();
+
+class Reader {
+ public:
+  // map_fd: a BPF_MAP_TYPE_PERF_EVENT_ARRAY with a slot for every CPU id read.
+  // The reader keeps its own duplicate of the fd. Throws perfbuf::Error.
+  Reader(int map_fd, SampleHandler on_sample, LostHandler on_lost = {}, Options options = {});
+  Reader(const bpf_map* map, SampleHandler on_sample, LostHandler on_lost = {},
+         Options options = {});
+  Reader(Reader&&) noexcept;
+  Reader& operator=(Reader&&) noexcept;
+  // Removes the rings from the map, unmaps and closes everything.
+  ~Reader();
+
+  // Waits up to timeout (negative: no limit) for records, then handles what is
+  // ready. Returns the number of records handled (0 on timeout), or an Error;
+  // a signal during the wait gives an Error with interrupted() == true.
+  Result<std::size_t> poll(std::chrono::milliseconds timeout);
+  // Handles everything in every ring now, without waiting.
+  Result<std::size_t> consume();
+  // Handles everything in ring `index` (0 .. ring_count()-1) now.
+  Result<std::size_t> consume_ring(std::size_t index);
+
+  // For someone else's event loop: readable when a ring has woken the reader;
+  // then call consume(). With batched wakeups also call consume() every max_delay.
+  int epoll_fd() const noexcept;
+  std::size_t ring_count() const noexcept;
+  int ring_cpu(std::size_t index) const;
+  int ring_fd(std::size_t index) const;  // the perf event fd of that ring
+  std::size_t ring_bytes() const noexcept;  // data bytes per ring
+  const Options& options() const noexcept;
+
+  std::vector<CpuStats> stats() const;
+  CpuStats total_stats() const;  // cpu = -1
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace perfbuf

@@ -1,0 +1,184 @@
+// The perf ring parser: no system calls, only a control page and the data area.
+//
+// The kernel writes records at data_head; the reader consumes from data_tail.
+// Both are free-running 64-bit byte positions; position mod the data size is
+// the offset. The data area is mapped once, so a record may wrap around its
+// end: such a record is copied into a caller-provided scratch buffer, every
+// other record is handed out in place.
+//
+// This is the raw tier: Reader (reader.h) drives one RingParser per CPU. Tests
+// and advanced users can drive it over any memory laid out like the mmap.
+#pragma once
+
+#include <linux/perf_event.h>
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <span>
+
+namespace perfbuf {
+
+// What a handler tells the drain after a record.
+enum class Action { next, stop };
+
+// A PERF_RECORD_SAMPLE as found in the ring.
+struct RawSample {
+  std::uint64_t time_ns = 0;  // PERF_SAMPLE_TIME, 0 when timestamps are off
+  // The PERF_SAMPLE_RAW bytes. The kernel pads them so that the record stays
+  // 8-byte aligned: this may be up to 7 bytes longer than what the program sent.
+  std::span<const std::byte> data;
+};
+
+// The outcome of one drain.
+struct DrainResult {
+  std::uint64_t records = 0;  // samples handed to the visitor
+  std::uint64_t lost = 0;     // records the kernel dropped (sum of PERF_RECORD_LOST)
+  std::uint64_t bytes = 0;    // ring bytes consumed, headers included
+  bool stopped = false;       // the visitor returned Action::stop
+  // Set when the ring held something no kernel writes (a size of 0, a record
+  // longer than what is readable, misaligned positions, ...). The drain then
+  // skips everything up to the head it read, so the ring is usable again.
+  const char* corrupt = nullptr;
+};
+
+class RingParser {
+ public:
+  // data.size() must be a power of two (the kernel enforces it for real rings).
+  RingParser(perf_event_mmap_page* control, std::span<std::byte> data, bool has_time) noexcept
+      : control_(control), data_(data.data()), mask_(data.size() - 1), has_time_(has_time) {}
+
+  std::size_t size() const noexcept { return mask_ + 1; }
+
+  // Bytes written by the kernel and not yet consumed.
+  std::uint64_t readable() const noexcept { return load_head() - load_tail(); }
+
+  // Hands every record between the tail and the head (read once, so the drain
+  // is bounded even while the kernel keeps writing) to the visitor:
+  //   Action visitor.on_sample(const RawSample&)   // data valid until it returns
+  //   void   visitor.on_lost(std::uint64_t count)
+  // The tail is published once, when the drain ends, including when the
+  // visitor stops it or throws: a record handed out counts as consumed.
+  // scratch must hold min(size(), 65536) bytes; it receives wrapped records.
+  template <class Visitor>
+  DrainResult drain(Visitor&& visitor, std::span<std::byte> scratch);
+
+ private:
+  // Pairs with the kernel's store of data_head after the record bytes
+  // (perf_output_put_handle): the bytes below head are visible after this load.
+  std::uint64_t load_head() const noexcept {
+    return std::atomic_ref<__u64>(control_->data_head).load(std::memory_order_acquire);
+  }
+  // Only this reader writes data_tail.
+  std::uint64_t load_tail() const noexcept {
+    return std::atomic_ref<__u64>(control_->data_tail).load(std::memory_order_relaxed);
+  }
+  // Pairs with the kernel's read of data_tail before it overwrites space
+  // (perf_output_begin): our reads of the records happen before it reuses them.
+  void store_tail(std::uint64_t tail) noexcept {
+    std::atomic_ref<__u64>(control_->data_tail).store(tail, std::memory_order_release);
+  }
+
+  // The record at pos as one contiguous span: in place, or copied into scratch
+  // when it wraps. Empty when scratch is too small.
+  std::span<const std::byte> record_at(std::uint64_t pos, std::size_t size,
+                                       std::span<std::byte> scratch) const noexcept {
+    const std::size_t offset = pos & mask_;
+    if (offset + size <= size_t(mask_) + 1) return {data_ + offset, size};
+    if (scratch.size() < size) return {};
+    const std::size_t first = mask_ + 1 - offset;
+    std::memcpy(scratch.data(), data_ + offset, first);
+    std::memcpy(scratch.data() + first, data_, size - first);
+    return {scratch.data(), size};
+  }
+
+  // Fills out from a PERF_RECORD_SAMPLE; false when its sizes do not add up.
+  bool parse_sample(std::span<const std::byte> rec, RawSample& out) const noexcept {
+    std::size_t at = sizeof(perf_event_header);
+    if (has_time_) {
+      if (rec.size() < at + sizeof(std::uint64_t)) return false;
+      std::memcpy(&out.time_ns, rec.data() + at, sizeof(std::uint64_t));
+      at += sizeof(std::uint64_t);
+    }
+    std::uint32_t raw_size;
+    if (rec.size() < at + sizeof raw_size) return false;
+    std::memcpy(&raw_size, rec.data() + at, sizeof raw_size);
+    at += sizeof raw_size;
+    if (raw_size > rec.size() - at) return false;
+    out.data = rec.subspan(at, raw_size);
+    return true;
+  }
+
+  perf_event_mmap_page* control_;
+  std::byte* data_;
+  std::uint64_t mask_;
+  bool has_time_;
+};
+
+template <class Visitor>
+DrainResult RingParser::drain(Visitor&& visitor, std::span<std::byte> scratch) {
+  DrainResult result;
+  const std::uint64_t head = load_head();
+  // Publishes the tail on every way out, exceptions included.
+  struct TailCommit {
+    RingParser& ring;
+    std::uint64_t pos;
+    ~TailCommit() { ring.store_tail(pos); }
+  } commit{*this, load_tail()};
+
+  auto reject = [&](const char* why) {
+    result.corrupt = why;
+    result.bytes += head - commit.pos;
+    commit.pos = head;
+    return result;
+  };
+  if (head - commit.pos > size()) return reject("head is more than the ring size ahead of tail");
+  if ((head | commit.pos) % 8 != 0) return reject("head or tail is not 8-byte aligned");
+
+  while (commit.pos != head) {
+    const std::uint64_t pos = commit.pos;
+    // Records are 8-byte aligned and at least 8 bytes, so a header never wraps.
+    perf_event_header header;
+    std::memcpy(&header, data_ + (pos & mask_), sizeof header);
+    if (header.size < sizeof header) return reject("record size smaller than its header");
+    if (header.size % 8 != 0) return reject("record size not a multiple of 8");
+    if (header.size > head - pos) return reject("record runs past the head");
+
+    const auto rec = record_at(pos, header.size, scratch);
+    if (rec.empty()) return reject("wrapped record larger than the scratch buffer");
+
+    switch (header.type) {
+      case PERF_RECORD_SAMPLE: {
+        RawSample sample;
+        if (!parse_sample(rec, sample)) return reject("sample fields larger than the record");
+        commit.pos = pos + header.size;
+        result.bytes += header.size;
+        ++result.records;
+        if (visitor.on_sample(sample) == Action::stop) {
+          result.stopped = true;
+          return result;
+        }
+        continue;
+      }
+      case PERF_RECORD_LOST: {
+        // struct { header; u64 id; u64 lost; }
+        std::uint64_t lost;
+        if (rec.size() < sizeof header + 2 * sizeof lost) return reject("lost record too short");
+        std::memcpy(&lost, rec.data() + sizeof header + sizeof lost, sizeof lost);
+        commit.pos = pos + header.size;
+        result.bytes += header.size;
+        result.lost += lost;
+        visitor.on_lost(lost);
+        continue;
+      }
+      default:  // nothing else carries data for a BPF output event
+        break;
+    }
+    commit.pos = pos + header.size;
+    result.bytes += header.size;
+  }
+  return result;
+}
+
+}  // namespace perfbuf

@@ -1,0 +1,279 @@
+#include <perfbuf/reader.h>
+
+#include <bpf/libbpf.h>
+#include <linux/bpf.h>
+#include <sys/epoll.h>
+
+#include <algorithm>
+#include <string>
+
+#include "sys.h"
+
+namespace perfbuf {
+
+std::vector<int> online_cpus() { return sys::read_cpu_list("/sys/devices/system/cpu/online"); }
+
+namespace {
+
+// Data area bytes the reader accepts per ring: large enough for any real use,
+// small enough that a typo in pages_per_cpu is not a multi-gigabyte mapping.
+constexpr std::size_t kMaxRingBytes = std::size_t(1) << 30;
+// A record's size field is 16 bits, so no record is longer than this.
+constexpr std::size_t kMaxRecordBytes = 65535;
+
+Error bad_option(const std::string& what) { return Error(EINVAL, "perfbuf::Options: " + what); }
+
+void validate(const Options& o) {
+  const std::size_t pages = o.pages_per_cpu;
+  if (pages == 0 || (pages & (pages - 1)) != 0)
+    throw bad_option("pages_per_cpu = " + std::to_string(pages) +
+                     " must be a power of two (1, 2, 4, ... 64 ...); the kernel maps "
+                     "rings only in such sizes");
+  if (pages > kMaxRingBytes / sys::page_size())
+    throw bad_option("pages_per_cpu = " + std::to_string(pages) + " is over the limit of " +
+                     std::to_string(kMaxRingBytes / sys::page_size()) + " pages (1 GiB) per CPU");
+  const std::size_t ring = pages * sys::page_size();
+  switch (o.wakeup.mode) {
+    case Wakeup::Mode::every_record:
+      break;
+    case Wakeup::Mode::every_n_records:
+      if (o.wakeup.value == 0) throw bad_option("Wakeup::every(n) needs n >= 1");
+      break;
+    case Wakeup::Mode::watermark_bytes:
+      if (o.wakeup.value >= ring)
+        throw bad_option("Wakeup::watermark(" + std::to_string(o.wakeup.value) +
+                         ") must be below the ring size of " + std::to_string(ring) +
+                         " bytes, or the reader would never be woken before loss");
+      break;
+  }
+  if (o.max_delay.count() <= 0)
+    throw bad_option("max_delay must be positive (it bounds how long a record can wait)");
+  for (std::size_t i = 0; i < o.cpus.size(); ++i) {
+    if (o.cpus[i] < 0) throw bad_option("cpus holds a negative CPU id");
+    if (std::find(o.cpus.begin(), o.cpus.begin() + i, o.cpus[i]) != o.cpus.begin() + i)
+      throw bad_option("cpus lists CPU " + std::to_string(o.cpus[i]) + " twice");
+  }
+}
+
+perf_event_attr ring_attr(const Options& o, std::size_t ring_bytes) {
+  perf_event_attr attr{};
+  attr.size = sizeof attr;
+  attr.type = PERF_TYPE_SOFTWARE;
+  attr.config = PERF_COUNT_SW_BPF_OUTPUT;
+  attr.sample_period = 1;
+  attr.sample_type = PERF_SAMPLE_RAW | (o.timestamps ? PERF_SAMPLE_TIME : 0);
+  switch (o.wakeup.mode) {
+    case Wakeup::Mode::every_record:
+      attr.wakeup_events = 1;
+      break;
+    case Wakeup::Mode::every_n_records:
+      attr.wakeup_events = o.wakeup.value;
+      break;
+    case Wakeup::Mode::watermark_bytes:
+      attr.watermark = 1;
+      attr.wakeup_watermark = o.wakeup.value ? o.wakeup.value
+                                             : static_cast<std::uint32_t>(ring_bytes / 4);
+      break;
+  }
+  return attr;
+}
+
+// One CPU's ring: the perf event, its mapping and the parser over it.
+struct Ring {
+  int cpu;
+  sys::Fd fd;
+  sys::Mapping mapping;
+  RingParser parser;
+  CpuStats stats;
+};
+
+}  // namespace
+
+struct Reader::Impl {
+  Options options;
+  SampleHandler on_sample;
+  LostHandler on_lost;
+  sys::Fd map_fd;  // our own duplicate, so the map outlives the reader's use of it
+  sys::Fd epoll;
+  std::size_t ring_bytes = 0;
+  std::vector<Ring> rings;
+  std::vector<std::byte> scratch;  // wrapped records, shared by all rings
+  std::vector<epoll_event> events;
+  std::chrono::steady_clock::time_point last_flush = std::chrono::steady_clock::now();
+
+  ~Impl() {
+    // Take our rings out of the map so the program stops writing to them.
+    for (const Ring& r : rings) sys::map_delete(map_fd.get(), r.cpu);
+  }
+
+  Result<std::size_t> drain(Ring& ring, bool& stopped);
+  Result<std::size_t> drain_all();
+};
+
+Result<std::size_t> Reader::Impl::drain(Ring& ring, bool& stopped) {
+  struct Visitor {
+    Ring& ring;
+    Impl& self;
+    Action on_sample(const RawSample& raw) {
+      ++ring.stats.records;
+      ring.stats.bytes += raw.data.size();
+      return self.on_sample(Sample{ring.cpu, raw.time_ns, raw.data});
+    }
+    void on_lost(std::uint64_t count) {
+      ring.stats.lost += count;
+      if (self.on_lost) self.on_lost(ring.cpu, count);
+    }
+  } visitor{ring, *this};
+  const DrainResult r = ring.parser.drain(visitor, scratch);
+  stopped = r.stopped;
+  if (r.corrupt) {
+    ++ring.stats.corrupt;
+    return Error(EBADMSG, "ring of cpu " + std::to_string(ring.cpu) + ": " + r.corrupt +
+                              "; skipped the rest of the ring");
+  }
+  return r.records;
+}
+
+Result<std::size_t> Reader::Impl::drain_all() {
+  std::size_t total = 0;
+  for (Ring& ring : rings) {
+    bool stopped = false;
+    auto n = drain(ring, stopped);
+    if (!n) return n;
+    total += *n;
+    if (stopped) break;
+  }
+  return total;
+}
+
+Reader::Reader(const bpf_map* map, SampleHandler on_sample, LostHandler on_lost, Options options)
+    : Reader(map ? bpf_map__fd(map) : -1, std::move(on_sample), std::move(on_lost),
+             std::move(options)) {}
+
+Reader::Reader(int map_fd, SampleHandler on_sample, LostHandler on_lost, Options options)
+    : impl_(std::make_unique<Impl>()) {
+  Impl& s = *impl_;
+  validate(options);
+  if (!on_sample) throw Error(EINVAL, "perfbuf::Reader: a sample handler is required");
+  s.options = std::move(options);
+  s.on_sample = std::move(on_sample);
+  s.on_lost = std::move(on_lost);
+
+  s.map_fd = sys::dup_map_fd(map_fd);
+  const sys::MapInfo info = sys::map_info(s.map_fd.get());
+  if (info.type != BPF_MAP_TYPE_PERF_EVENT_ARRAY)
+    throw Error(EINVAL, "map \"" + info.name + "\" (fd " + std::to_string(map_fd) +
+                            ") has map type " + std::to_string(info.type) +
+                            ", not BPF_MAP_TYPE_PERF_EVENT_ARRAY (" +
+                            std::to_string(BPF_MAP_TYPE_PERF_EVENT_ARRAY) +
+                            "): pass the map the program writes with bpf_perf_event_output()");
+
+  std::vector<int> cpus = s.options.cpus.empty() ? online_cpus() : s.options.cpus;
+  for (int cpu : cpus)
+    if (static_cast<std::uint32_t>(cpu) >= info.max_entries)
+      throw Error(E2BIG, "map \"" + info.name + "\" has " + std::to_string(info.max_entries) +
+                             " slots, but CPU " + std::to_string(cpu) +
+                             " needs key " + std::to_string(cpu) +
+                             ": leave max_entries unset (libbpf sizes it to the CPU count) "
+                             "or make it larger than the highest CPU id");
+
+  s.ring_bytes = s.options.pages_per_cpu * sys::page_size();
+  s.scratch.resize(std::min(s.ring_bytes, kMaxRecordBytes + 1));
+  s.epoll = sys::epoll_create();
+  perf_event_attr attr = ring_attr(s.options, s.ring_bytes);
+  s.rings.reserve(cpus.size());
+  for (int cpu : cpus) {
+    sys::Fd fd = sys::perf_event_open(attr, cpu);
+    sys::Mapping mapping = sys::map_ring(fd.get(), s.ring_bytes + sys::page_size(), cpu);
+    auto* control = static_cast<perf_event_mmap_page*>(mapping.get());
+    std::span<std::byte> data(static_cast<std::byte*>(mapping.get()) + sys::page_size(),
+                              s.ring_bytes);
+    sys::epoll_add(s.epoll.get(), fd.get(), static_cast<std::uint32_t>(s.rings.size()));
+    sys::map_set(s.map_fd.get(), cpu, fd.get());
+    // Once in rings, Impl's destructor takes it out of the map again (reserved: cannot throw).
+    s.rings.push_back(Ring{cpu, std::move(fd), std::move(mapping),
+                           RingParser(control, data, s.options.timestamps), CpuStats{cpu}});
+  }
+  s.events.resize(s.rings.size());
+}
+
+Reader::Reader(Reader&&) noexcept = default;
+Reader& Reader::operator=(Reader&&) noexcept = default;
+Reader::~Reader() = default;
+
+Result<std::size_t> Reader::poll(std::chrono::milliseconds timeout) {
+  using clock = std::chrono::steady_clock;
+  Impl& s = *impl_;
+  const bool forever = timeout.count() < 0;
+  const clock::time_point deadline = clock::now() + (forever ? clock::duration{} : timeout);
+  for (;;) {
+    const clock::time_point now = clock::now();
+    const clock::time_point next_flush = s.last_flush + s.options.max_delay;
+    clock::time_point wake = forever ? next_flush : std::min(deadline, next_flush);
+    const auto wait_ms = std::chrono::ceil<std::chrono::milliseconds>(wake - now).count();
+    const int n = ::epoll_wait(s.epoll.get(), s.events.data(), static_cast<int>(s.events.size()),
+                               static_cast<int>(std::max<std::int64_t>(wait_ms, 0)));
+    if (n < 0) {
+      if (errno == EINTR) return Error(EINTR, "epoll_wait: interrupted by a signal");
+      return sys::last_error("epoll_wait");
+    }
+    std::size_t handled = 0;
+    for (int i = 0; i < n; ++i) {
+      Ring& ring = s.rings[s.events[i].data.u32];
+      ++ring.stats.wakeups;
+      bool stopped = false;
+      auto r = s.drain(ring, stopped);
+      if (!r) return r;
+      handled += *r;
+      if (stopped) return handled;
+    }
+    // Records below the wakeup threshold: drain every ring at least every max_delay.
+    if (clock::now() >= next_flush) {
+      s.last_flush = clock::now();
+      auto r = s.drain_all();
+      if (!r) return r;
+      handled += *r;
+    }
+    if (handled > 0 || (!forever && clock::now() >= deadline)) return handled;
+  }
+}
+
+Result<std::size_t> Reader::consume() {
+  impl_->last_flush = std::chrono::steady_clock::now();
+  return impl_->drain_all();
+}
+
+Result<std::size_t> Reader::consume_ring(std::size_t index) {
+  if (index >= impl_->rings.size())
+    return Error(EINVAL, "consume_ring(" + std::to_string(index) + "): there are only " +
+                             std::to_string(impl_->rings.size()) + " rings");
+  bool stopped = false;
+  return impl_->drain(impl_->rings[index], stopped);
+}
+
+int Reader::epoll_fd() const noexcept { return impl_->epoll.get(); }
+std::size_t Reader::ring_count() const noexcept { return impl_->rings.size(); }
+int Reader::ring_cpu(std::size_t index) const { return impl_->rings.at(index).cpu; }
+int Reader::ring_fd(std::size_t index) const { return impl_->rings.at(index).fd.get(); }
+std::size_t Reader::ring_bytes() const noexcept { return impl_->ring_bytes; }
+const Options& Reader::options() const noexcept { return impl_->options; }
+
+std::vector<CpuStats> Reader::stats() const {
+  std::vector<CpuStats> out;
+  for (const Ring& r : impl_->rings) out.push_back(r.stats);
+  return out;
+}
+
+CpuStats Reader::total_stats() const {
+  CpuStats t;
+  for (const Ring& r : impl_->rings) {
+    t.records += r.stats.records;
+    t.bytes += r.stats.bytes;
+    t.lost += r.stats.lost;
+    t.wakeups += r.stats.wakeups;
+    t.corrupt += r.stats.corrupt;
+  }
+  return t;
+}
+
+}  // namespace perfbuf

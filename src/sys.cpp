@@ -1,0 +1,177 @@
+#include "sys.h"
+
+#include <bpf/bpf.h>
+#include <fcntl.h>
+#include <sys/epoll.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <fstream>
+#include <iterator>
+
+namespace perfbuf::sys {
+
+void Fd::reset() noexcept {
+  if (fd_ >= 0) ::close(fd_);
+  fd_ = -1;
+}
+
+void Mapping::reset() noexcept {
+  if (addr_) ::munmap(addr_, len_);
+  addr_ = nullptr;
+  len_ = 0;
+}
+
+namespace {
+const char* hint(int errnum) {
+  switch (errnum) {
+    case EPERM:
+    case EACCES:
+      return "needs root, or CAP_BPF and CAP_PERFMON";
+    case EMFILE:
+    case ENFILE:
+      return "too many open files: raise the fd limit (ulimit -n)";
+    case EBADF:
+      return "the fd is closed or not valid";
+    default:
+      return nullptr;
+  }
+}
+}  // namespace
+
+Error make_error(int errnum, const std::string& call) {
+  std::string msg = call;
+  if (const char* h = hint(errnum)) msg += std::string(" (") + h + ")";
+  return Error(errnum, msg);
+}
+
+Error last_error(const std::string& call) { return make_error(errno, call); }
+
+std::size_t page_size() {
+  static const std::size_t size = static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
+  return size;
+}
+
+std::vector<int> parse_cpu_list(std::string_view text) {
+  std::vector<int> cpus;
+  auto bad = [&] {
+    return Error(EINVAL, "cpu list \"" + std::string(text) + "\" is malformed (expected e.g. 0-3,5)");
+  };
+  auto number = [&](std::string_view& s) {
+    if (s.empty() || s[0] < '0' || s[0] > '9') throw bad();
+    int v = 0;
+    while (!s.empty() && s[0] >= '0' && s[0] <= '9') {
+      v = v * 10 + (s[0] - '0');
+      if (v > 1 << 20) throw bad();
+      s.remove_prefix(1);
+    }
+    return v;
+  };
+  while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.remove_suffix(1);
+  std::string_view s = text;
+  while (!s.empty()) {
+    const int first = number(s);
+    int last = first;
+    if (!s.empty() && s[0] == '-') {
+      s.remove_prefix(1);
+      last = number(s);
+      if (last < first) throw bad();
+    }
+    for (int c = first; c <= last; ++c) cpus.push_back(c);
+    if (!s.empty()) {
+      if (s[0] != ',') throw bad();
+      s.remove_prefix(1);
+      if (s.empty()) throw bad();
+    }
+  }
+  return cpus;
+}
+
+std::vector<int> read_cpu_list(const char* path) {
+  std::ifstream in(path);
+  if (!in) throw last_error(std::string("open ") + path);
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  return parse_cpu_list(text);
+}
+
+Fd perf_event_open(perf_event_attr& attr, int cpu) {
+  const int fd = static_cast<int>(
+      ::syscall(SYS_perf_event_open, &attr, -1 /* any pid */, cpu, -1 /* no group */,
+                PERF_FLAG_FD_CLOEXEC));
+  if (fd < 0) {
+    const int err = errno;
+    const std::string call = "perf_event_open(cpu " + std::to_string(cpu) + ")";
+    if (err == ENODEV || err == EINVAL)
+      throw Error(err, call + ": cpu " + std::to_string(cpu) +
+                           " is offline or does not exist, or the kernel lacks "
+                           "PERF_COUNT_SW_BPF_OUTPUT");
+    throw make_error(err, call);
+  }
+  return Fd(fd);
+}
+
+Mapping map_ring(int perf_fd, std::size_t bytes, int cpu) {
+  void* addr = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, perf_fd, 0);
+  if (addr == MAP_FAILED) {
+    const int err = errno;
+    const std::string call =
+        "mmap(ring of cpu " + std::to_string(cpu) + ", " + std::to_string(bytes) + " bytes)";
+    if (err == EPERM || err == ENOMEM)
+      throw Error(err, call + ": over the locked-memory limit for perf rings; use fewer "
+                              "pages per CPU, or raise kernel.perf_event_mlock_kb / "
+                              "RLIMIT_MEMLOCK (CAP_IPC_LOCK lifts both)");
+    throw make_error(err, call);
+  }
+  return Mapping(addr, bytes);
+}
+
+Fd epoll_create() {
+  const int fd = ::epoll_create1(EPOLL_CLOEXEC);
+  if (fd < 0) throw last_error("epoll_create1");
+  return Fd(fd);
+}
+
+void epoll_add(int epoll_fd, int fd, std::uint32_t token) {
+  epoll_event ev{};
+  ev.events = EPOLLIN;
+  ev.data.u32 = token;
+  if (::epoll_ctl(epoll_fd, EPOLL_CTL_ADD, fd, &ev) < 0) throw last_error("epoll_ctl(ADD)");
+}
+
+Fd dup_map_fd(int map_fd) {
+  if (map_fd < 0)
+    throw Error(EBADF, "map fd " + std::to_string(map_fd) +
+                           " is not valid: pass the fd of a loaded PERF_EVENT_ARRAY map");
+  const int fd = ::fcntl(map_fd, F_DUPFD_CLOEXEC, 3);
+  if (fd < 0) throw last_error("fcntl(F_DUPFD_CLOEXEC, map fd " + std::to_string(map_fd) + ")");
+  return Fd(fd);
+}
+
+MapInfo map_info(int map_fd) {
+  bpf_map_info info{};
+  __u32 len = sizeof info;
+  if (::bpf_obj_get_info_by_fd(map_fd, &info, &len) < 0) {
+    const int err = errno;
+    if (err == EINVAL || err == EBADF)
+      throw Error(err, "bpf(OBJ_GET_INFO_BY_FD): fd " + std::to_string(map_fd) +
+                           " is not a BPF map");
+    throw make_error(err, "bpf(OBJ_GET_INFO_BY_FD, map fd " + std::to_string(map_fd) + ")");
+  }
+  return {info.type, info.max_entries, info.name};
+}
+
+void map_set(int map_fd, int key, int value) {
+  const __u32 k = static_cast<__u32>(key);
+  const __u32 v = static_cast<__u32>(value);
+  if (::bpf_map_update_elem(map_fd, &k, &v, BPF_ANY) < 0)
+    throw last_error("bpf(MAP_UPDATE_ELEM, key " + std::to_string(key) + ")");
+}
+
+void map_delete(int map_fd, int key) noexcept {
+  const __u32 k = static_cast<__u32>(key);
+  ::bpf_map_delete_elem(map_fd, &k);
+}
+
+}  // namespace perfbuf::sys

@@ -1,0 +1,91 @@
+// The thin layer over the system calls the reader makes. Every failure becomes
+// a perfbuf::Error naming the call, its argument, errno and what to do.
+#pragma once
+
+#include <perfbuf/error.h>
+
+#include <linux/perf_event.h>
+
+#include <cstddef>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace perfbuf::sys {
+
+// An owned file descriptor: closed once, when the owner goes away.
+class Fd {
+ public:
+  Fd() = default;
+  explicit Fd(int fd) noexcept : fd_(fd) {}
+  Fd(Fd&& o) noexcept : fd_(std::exchange(o.fd_, -1)) {}
+  Fd& operator=(Fd&& o) noexcept {
+    if (this != &o) {
+      reset();
+      fd_ = std::exchange(o.fd_, -1);
+    }
+    return *this;
+  }
+  ~Fd() { reset(); }
+  int get() const noexcept { return fd_; }
+  void reset() noexcept;
+
+ private:
+  int fd_ = -1;
+};
+
+// An owned shared mapping of a perf event fd.
+class Mapping {
+ public:
+  Mapping() = default;
+  Mapping(void* addr, std::size_t len) noexcept : addr_(addr), len_(len) {}
+  Mapping(Mapping&& o) noexcept
+      : addr_(std::exchange(o.addr_, nullptr)), len_(std::exchange(o.len_, 0)) {}
+  Mapping& operator=(Mapping&& o) noexcept {
+    if (this != &o) {
+      reset();
+      addr_ = std::exchange(o.addr_, nullptr);
+      len_ = std::exchange(o.len_, 0);
+    }
+    return *this;
+  }
+  ~Mapping() { reset(); }
+  void* get() const noexcept { return addr_; }
+  std::size_t size() const noexcept { return len_; }
+  void reset() noexcept;
+
+ private:
+  void* addr_ = nullptr;
+  std::size_t len_ = 0;
+};
+
+// An Error for the errno of the call that just failed, with a hint for the usual causes.
+Error last_error(const std::string& call);
+Error make_error(int errnum, const std::string& call);
+
+std::size_t page_size();
+
+// "0-3,5,7-8" -> {0,1,2,3,5,7,8}. Throws Error(EINVAL) on malformed text.
+std::vector<int> parse_cpu_list(std::string_view text);
+std::vector<int> read_cpu_list(const char* path);
+
+// perf_event_open(attr, pid = -1, cpu, group = -1, FD_CLOEXEC).
+Fd perf_event_open(perf_event_attr& attr, int cpu);
+// MAP_SHARED, read-write mapping of a perf ring: control page + data pages.
+Mapping map_ring(int perf_fd, std::size_t bytes, int cpu);
+
+Fd epoll_create();
+void epoll_add(int epoll_fd, int fd, std::uint32_t token);
+
+struct MapInfo {
+  std::uint32_t type;
+  std::uint32_t max_entries;
+  std::string name;
+};
+Fd dup_map_fd(int map_fd);
+MapInfo map_info(int map_fd);
+void map_set(int map_fd, int key, int value);
+void map_delete(int map_fd, int key) noexcept;
+
+}  // namespace perfbuf::sys

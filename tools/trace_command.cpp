@@ -1,0 +1,244 @@
+#include "trace_command.h"
+
+#include <perfbuf/reader.h>
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cinttypes>
+#include <cstdio>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "args.h"
+#include "write_event.h"
+#include "write_tracer.h"
+
+namespace perfbuf::tools {
+
+namespace {
+
+constexpr const char* kUsage =
+    "usage: perfbuf trace [options]\n"
+    "Counts write(2) calls seen by a BPF program, one record per call through a perf\n"
+    "buffer, checks each record's cookie and prints the rate once a second.\n"
+    "\n"
+    "  --attach MODE    auto (default), kprobe, tracepoint or raw_tracepoint;\n"
+    "                   auto tries them in that order and says which it used\n"
+    "  --duration SEC   stop after SEC seconds (default: run until Ctrl-C)\n"
+    "  --pid PID        only count writes by process PID\n"
+    "  --pages N        ring size per CPU in pages, a power of two (default 64)\n"
+    "  --events         print every event: time, cpu, pid, tid\n"
+    "  --json           one JSON object per line instead of text\n"
+    "  -h, --help       this text\n";
+
+volatile sig_atomic_t g_stop = 0;
+void on_signal(int) { g_stop = 1; }
+
+struct TraceArgs {
+  AttachMode attach = AttachMode::automatic;
+  double duration_s = 0;  // 0: until a signal
+  std::uint32_t pid = 0;
+  std::size_t pages = 64;
+  bool events = false;
+  bool json = false;
+};
+
+int usage_error(const std::string& what) {
+  std::fprintf(stderr, "perfbuf trace: %s\n\n%s", what.c_str(), kUsage);
+  return 2;
+}
+
+// Returns an exit code when parsing ends the program (help or error).
+std::optional<int> parse(int argc, char** argv, TraceArgs& out) {
+  for (int i = 1; i < argc; ++i) {
+    const std::string_view arg = argv[i];
+    auto value = [&]() -> std::optional<std::string_view> {
+      if (i + 1 >= argc) return std::nullopt;
+      return std::string_view(argv[++i]);
+    };
+    if (arg == "-h" || arg == "--help") {
+      std::fputs(kUsage, stdout);
+      return 0;
+    } else if (arg == "--events") {
+      out.events = true;
+    } else if (arg == "--json") {
+      out.json = true;
+    } else if (arg == "--attach") {
+      const auto v = value();
+      const auto mode = v ? parse_attach_mode(*v) : std::nullopt;
+      if (!mode) return usage_error("--attach takes auto, kprobe, tracepoint or raw_tracepoint");
+      out.attach = *mode;
+    } else if (arg == "--duration") {
+      const auto v = value();
+      const auto d = v ? parse_number<double>(*v, 0.001, 1e9) : std::nullopt;
+      if (!d) return usage_error("--duration takes a number of seconds greater than 0");
+      out.duration_s = *d;
+    } else if (arg == "--pid") {
+      const auto v = value();
+      const auto p = v ? parse_number<std::uint32_t>(*v, 1, 0x3fffffff) : std::nullopt;
+      if (!p) return usage_error("--pid takes a process id (a positive integer)");
+      out.pid = *p;
+    } else if (arg == "--pages") {
+      const auto v = value();
+      const auto p = v ? parse_number<std::size_t>(*v, 1, std::size_t(1) << 18) : std::nullopt;
+      if (!p || (*p & (*p - 1)) != 0)
+        return usage_error("--pages takes a power of two from 1 to 262144");
+      out.pages = *p;
+    } else {
+      return usage_error("unknown argument '" + std::string(arg) + "'");
+    }
+  }
+  return std::nullopt;
+}
+
+struct Counts {
+  std::uint64_t received = 0;
+  std::uint64_t cookie_errors = 0;
+};
+
+double seconds_since(std::chrono::steady_clock::time_point t) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
+}
+
+void print_summary(const TraceArgs& args, AttachMode mode, const Reader& reader,
+                   const WriteTracer& tracer, const Counts& c, double seconds) {
+  const CpuStats total = reader.total_stats();
+  const double rate = seconds > 0 ? c.received / seconds : 0;
+  if (args.json) {
+    std::printf("{\"type\":\"summary\",\"attach\":\"%s\",\"received\":%" PRIu64
+                ",\"lost\":%" PRIu64 ",\"cookie_errors\":%" PRIu64
+                ",\"seconds\":%.3f,\"events_per_s\":%.0f,\"attempts\":%" PRIu64
+                ",\"send_failures\":%" PRIu64 ",\"wakeups\":%" PRIu64 ",\"per_cpu\":[",
+                to_string(mode), c.received, total.lost, c.cookie_errors, seconds, rate,
+                tracer.attempts(), tracer.failures(), total.wakeups);
+    const auto stats = reader.stats();
+    for (std::size_t i = 0; i < stats.size(); ++i)
+      std::printf("%s{\"cpu\":%d,\"records\":%" PRIu64 ",\"lost\":%" PRIu64
+                  ",\"wakeups\":%" PRIu64 "}",
+                  i ? "," : "", stats[i].cpu, stats[i].records, stats[i].lost, stats[i].wakeups);
+    std::printf("]}\n");
+  } else {
+    std::printf("summary: received %" PRIu64 " events in %.2f s (%.0f events/s), lost %" PRIu64
+                ", cookie errors %" PRIu64 ", attached via %s\n",
+                c.received, seconds, rate, total.lost, c.cookie_errors, to_string(mode));
+    for (const CpuStats& s : reader.stats())
+      std::printf("  cpu %d: %" PRIu64 " records, %" PRIu64 " lost, %" PRIu64 " wakeups\n",
+                  s.cpu, s.records, s.lost, s.wakeups);
+  }
+  if (c.cookie_errors)
+    std::fprintf(stderr, "perfbuf trace: %" PRIu64 " records had a wrong cookie\n",
+                 c.cookie_errors);
+}
+
+int run(const TraceArgs& args) {
+  using clock = std::chrono::steady_clock;
+  WriteTracer tracer({.only_tgid = args.pid, .ignore_tgid = static_cast<std::uint32_t>(getpid())});
+  Counts counts;
+  auto on_sample = [&](const Sample& s) {
+    write_event e;
+    if (!s.read(e) || e.cookie != PERFBUF_WRITE_COOKIE) {
+      ++counts.cookie_errors;
+      return;
+    }
+    ++counts.received;
+    if (!args.events) return;
+    if (args.json)
+      std::printf("{\"type\":\"event\",\"time_ns\":%" PRIu64
+                  ",\"cpu\":%d,\"pid\":%u,\"tid\":%u}\n",
+                  s.time_ns, s.cpu, e.tgid, e.tid);
+    else
+      std::printf("%" PRIu64 ".%09" PRIu64 " cpu %d pid %u tid %u\n", s.time_ns / 1000000000,
+                  s.time_ns % 1000000000, s.cpu, e.tgid, e.tid);
+  };
+  // The rings exist before the program is attached, so no record is missed.
+  Reader reader(tracer.events_map(), on_sample, {},
+                Options{.pages_per_cpu = args.pages, .cpus = {}, .wakeup = {}, .max_delay = std::chrono::milliseconds(10), .timestamps = args.events});
+  std::vector<std::string> notes;
+  const AttachMode mode = tracer.attach(args.attach, notes);
+
+  if (args.json) {
+    std::printf("{\"type\":\"start\",\"attach\":\"%s\",\"cpus\":%zu,\"pages\":%zu}\n",
+                to_string(mode), reader.ring_count(), args.pages);
+  } else {
+    for (const std::string& n : notes) std::printf("skipped %s\n", n.c_str());
+    std::printf("tracing write(2) via %s on %zu CPUs%s; Ctrl-C to stop\n", to_string(mode),
+                reader.ring_count(),
+                args.pid ? (" for pid " + std::to_string(args.pid)).c_str() : "");
+  }
+  std::fflush(stdout);
+
+  const clock::time_point start = clock::now();
+  const clock::time_point end =
+      args.duration_s > 0 ? start + std::chrono::duration_cast<clock::duration>(
+                                        std::chrono::duration<double>(args.duration_s))
+                          : clock::time_point::max();
+  clock::time_point next_tick = start + std::chrono::seconds(1);
+  std::uint64_t at_last_tick = 0;
+  int status = 0;
+  while (!g_stop) {
+    const clock::time_point now = clock::now();
+    if (now >= end) break;
+    if (now >= next_tick) {
+      const std::uint64_t n = counts.received - at_last_tick;
+      at_last_tick = counts.received;
+      if (args.json)
+        std::printf("{\"type\":\"interval\",\"second\":%.0f,\"events_per_s\":%" PRIu64
+                    ",\"received\":%" PRIu64 ",\"lost\":%" PRIu64 ",\"cookie_errors\":%" PRIu64
+                    "}\n",
+                    seconds_since(start), n, counts.received, reader.total_stats().lost,
+                    counts.cookie_errors);
+      else
+        std::printf("recv %" PRIu64 " events/s\n", n);
+      std::fflush(stdout);
+      next_tick += std::chrono::seconds(1);
+      continue;
+    }
+    const auto wait = std::chrono::ceil<std::chrono::milliseconds>(std::min(next_tick, end) - now);
+    const auto r = reader.poll(wait);
+    if (!r && !r.interrupted()) {
+      std::fprintf(stderr, "perfbuf trace: %s\n", r.error().what());
+      status = 1;
+      break;
+    }
+  }
+  const double seconds = seconds_since(start);
+  // Detach first, then take what is still in the rings: the summary is complete.
+  tracer.detach();
+  if (const auto r = reader.consume(); !r) {
+    std::fprintf(stderr, "perfbuf trace: %s\n", r.error().what());
+    status = 1;
+  }
+  print_summary(args, mode, reader, tracer, counts, seconds);
+  std::fflush(stdout);
+  return status;
+}
+
+}  // namespace
+
+int trace_main(int argc, char** argv) {
+  TraceArgs args;
+  if (const auto code = parse(argc, argv, args)) return *code;
+
+  // No SA_RESTART: a signal interrupts the wait, the loop sees g_stop and ends
+  // with a summary.
+  struct sigaction sa {};
+  sa.sa_handler = on_signal;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGTERM, &sa, nullptr);
+
+  static char out_buffer[1 << 16];
+  std::setvbuf(stdout, out_buffer, _IOFBF, sizeof out_buffer);
+  try {
+    return run(args);
+  } catch (const Error& e) {
+    std::fflush(stdout);
+    std::fprintf(stderr, "perfbuf trace: %s\n", e.what());
+    return 1;
+  }
+}
+
+}  // namespace perfbuf::tools

@@ -1,0 +1,171 @@
+#include "write_tracer.h"
+
+#include <perfbuf/error.h>
+
+#include <bpf/libbpf.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdarg>
+#include <cstdio>
+#include <cstring>
+
+#include "write_events.skel.h"
+
+namespace perfbuf::tools {
+
+namespace {
+
+constexpr const char* kTracefs = "/sys/kernel/tracing";
+
+#if defined(__x86_64__)
+constexpr const char* kWriteFunction = "__x64_sys_write";
+#elif defined(__aarch64__)
+constexpr const char* kWriteFunction = "__arm64_sys_write";
+#else
+constexpr const char* kWriteFunction = "ksys_write";
+#endif
+
+// libbpf's messages are collected here while we load and attach, so that an
+// expected failure (no kprobes) is reported once, in our words, and a real one
+// (the verifier's log) can be shown in full.
+std::string g_libbpf_log;
+
+int collect_libbpf_log(libbpf_print_level level, const char* fmt, va_list args) {
+  if (level == LIBBPF_DEBUG) return 0;
+  char line[4096];
+  const int n = std::vsnprintf(line, sizeof line, fmt, args);
+  g_libbpf_log += line;
+  return n;
+}
+
+struct LogCapture {
+  libbpf_print_fn_t previous;
+  LogCapture() : previous(libbpf_set_print(collect_libbpf_log)) { g_libbpf_log.clear(); }
+  ~LogCapture() { libbpf_set_print(previous); }
+};
+
+bool path_exists(const char* path) {
+  struct stat st;
+  return ::stat(path, &st) == 0;
+}
+
+}  // namespace
+
+const char* to_string(AttachMode mode) {
+  switch (mode) {
+    case AttachMode::automatic: return "auto";
+    case AttachMode::kprobe: return "kprobe";
+    case AttachMode::tracepoint: return "tracepoint";
+    case AttachMode::raw_tracepoint: return "raw_tracepoint";
+  }
+  return "?";
+}
+
+std::optional<AttachMode> parse_attach_mode(std::string_view text) {
+  for (AttachMode m : {AttachMode::automatic, AttachMode::kprobe, AttachMode::tracepoint,
+                       AttachMode::raw_tracepoint})
+    if (text == to_string(m)) return m;
+  return std::nullopt;
+}
+
+WriteTracer::WriteTracer(Filter filter) {
+  LogCapture capture;
+  skel_ = write_events__open();
+  if (!skel_) throw Error(errno, "open BPF object write_events: " + g_libbpf_log);
+  skel_->rodata->target_tgid = filter.only_tgid;
+  skel_->rodata->ignore_tgid = filter.ignore_tgid;
+  skel_->rodata->write_syscall_nr = SYS_write;
+  if (const int err = write_events__load(skel_); err) {
+    const int errnum = -err;
+    write_events__destroy(skel_);
+    skel_ = nullptr;
+    std::string msg = "load BPF object write_events: " + std::string(std::strerror(errnum));
+    if (errnum == EPERM || errnum == EACCES) msg += " (needs root, or CAP_BPF and CAP_PERFMON)";
+    throw Error(errnum, msg + "\n" + g_libbpf_log);
+  }
+}
+
+WriteTracer::~WriteTracer() {
+  detach();
+  write_events__destroy(skel_);
+}
+
+bool WriteTracer::try_attach(AttachMode mode, std::string& why) {
+  LogCapture capture;
+  switch (mode) {
+    case AttachMode::kprobe:
+      link_ = bpf_program__attach_kprobe(skel_->progs.write_kprobe, false, kWriteFunction);
+      if (!link_)
+        why = std::string("kprobe on ") + kWriteFunction + ": " + std::strerror(errno) +
+              " (kernel built without CONFIG_KPROBE_EVENTS, or the function is not probeable)";
+      break;
+    case AttachMode::tracepoint:
+      if (!path_exists("/sys/kernel/tracing/events")) {
+        if (::mount("nodev", kTracefs, "tracefs", 0, nullptr) == 0) {
+          mounted_tracefs_ = true;
+        } else {
+          why = std::string("tracepoint syscalls/sys_enter_write: tracefs is not mounted and "
+                            "mounting it failed (") + std::strerror(errno) +
+                "); as root run: mount -t tracefs nodev /sys/kernel/tracing";
+          return false;
+        }
+      }
+      link_ = bpf_program__attach_tracepoint(skel_->progs.write_tracepoint, "syscalls",
+                                             "sys_enter_write");
+      if (!link_)
+        why = std::string("tracepoint syscalls/sys_enter_write: ") + std::strerror(errno) +
+              (errno == ENOENT ? " (kernel built without CONFIG_FTRACE_SYSCALLS?)" : "");
+      break;
+    case AttachMode::raw_tracepoint:
+      link_ = bpf_program__attach_raw_tracepoint(skel_->progs.write_raw_tracepoint, "sys_enter");
+      if (!link_) why = std::string("raw_tracepoint sys_enter: ") + std::strerror(errno);
+      break;
+    case AttachMode::automatic:
+      break;
+  }
+  if (!link_ && mounted_tracefs_) {
+    ::umount2(kTracefs, MNT_DETACH);
+    mounted_tracefs_ = false;
+  }
+  return link_ != nullptr;
+}
+
+AttachMode WriteTracer::attach(AttachMode mode, std::vector<std::string>& notes) {
+  const std::vector<AttachMode> order =
+      mode == AttachMode::automatic
+          ? std::vector{AttachMode::kprobe, AttachMode::tracepoint, AttachMode::raw_tracepoint}
+          : std::vector{mode};
+  std::string failures;
+  for (AttachMode m : order) {
+    std::string why;
+    if (try_attach(m, why)) return m;
+    notes.push_back(why);
+    failures += "\n  " + why;
+  }
+  throw Error(ENOTSUP, std::string("could not attach to write(2) with --attach ") +
+                           to_string(mode) + ":" + failures);
+}
+
+void WriteTracer::detach() {
+  if (link_) bpf_link__destroy(link_);
+  link_ = nullptr;
+  if (mounted_tracefs_) ::umount2(kTracefs, MNT_DETACH);
+  mounted_tracefs_ = false;
+}
+
+const bpf_map* WriteTracer::events_map() const { return skel_->maps.events; }
+int WriteTracer::raw_tracepoint_fd() const {
+  return bpf_program__fd(skel_->progs.write_raw_tracepoint);
+}
+std::uint64_t WriteTracer::attempts() const {
+  return __atomic_load_n(&skel_->bss->attempts, __ATOMIC_RELAXED);
+}
+std::uint64_t WriteTracer::failures() const {
+  return __atomic_load_n(&skel_->bss->failures, __ATOMIC_RELAXED);
+}
+
+}  // namespace perfbuf::tools

@@ -1,0 +1,57 @@
+// Loads the write(2) tracing program and attaches it to whichever hook this
+// kernel offers. Shared by `perfbuf trace` and the kernel tests.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+struct bpf_map;
+struct write_events;
+struct bpf_link;
+
+namespace perfbuf::tools {
+
+enum class AttachMode { automatic, kprobe, tracepoint, raw_tracepoint };
+
+const char* to_string(AttachMode mode);
+std::optional<AttachMode> parse_attach_mode(std::string_view text);
+
+class WriteTracer {
+ public:
+  struct Filter {
+    std::uint32_t only_tgid = 0;    // 0: every process
+    std::uint32_t ignore_tgid = 0;  // 0: none
+  };
+  // Opens and loads the BPF object. Throws perfbuf::Error (with the verifier's
+  // message when the kernel rejects a program).
+  explicit WriteTracer(Filter filter);
+  ~WriteTracer();
+  WriteTracer(const WriteTracer&) = delete;
+  WriteTracer& operator=(const WriteTracer&) = delete;
+
+  // Attaches the program for `mode`; automatic tries kprobe, then tracepoint,
+  // then raw_tracepoint. Returns the hook used. Each failed try is added to
+  // `notes` with its reason. Throws perfbuf::Error when nothing attaches.
+  AttachMode attach(AttachMode mode, std::vector<std::string>& notes);
+  // Detaches the program (no more records), and unmounts tracefs if we mounted it.
+  void detach();
+
+  const bpf_map* events_map() const;
+  // The raw_tracepoint program, for BPF_PROG_TEST_RUN (works without attaching).
+  int raw_tracepoint_fd() const;
+  std::uint64_t attempts() const;  // records the program tried to send
+  std::uint64_t failures() const;  // of which bpf_perf_event_output() failed
+
+ private:
+  bool try_attach(AttachMode mode, std::string& why);
+
+  write_events* skel_ = nullptr;
+  bpf_link* link_ = nullptr;
+  bool mounted_tracefs_ = false;
+};
+
+}  // namespace perfbuf::tools
