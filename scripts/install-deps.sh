@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Installs every Debian package perfbuf needs to build, test and benchmark.
+# Debian 12, as root. Safe to run again: apt skips what is already there.
+set -euo pipefail
+
+packages=(
+  build-essential cmake pkg-config  # C++ toolchain
+  clang llvm                        # BPF programs: clang -target bpf
+  libbpf-dev bpftool                # loading BPF objects, skeletons
+  libelf-dev zlib1g-dev             # libbpf's own dependencies
+  libgtest-dev libbenchmark-dev     # tests and microbenchmarks
+)
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "install-deps.sh: run as root (it installs Debian packages with apt-get)" >&2
+  exit 1
+fi
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "installing: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q
+  apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi

@@ -1,0 +1,59 @@
+// Helpers for tests that use the real kernel: loading BPF needs root (or
+// CAP_BPF + CAP_PERFMON). Outside CI such a test skips and says why; in CI
+// (CI=true) it fails, because there it must run.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <bpf/bpf.h>
+#include <sys/syscall.h>
+
+#include <cstdlib>
+#include <string>
+
+#include "write_tracer.h"
+
+namespace perfbuf::testing {
+
+inline bool in_ci() {
+  const char* ci = std::getenv("CI");
+  return ci && *ci && std::string(ci) != "false" && std::string(ci) != "0";
+}
+
+// Empty when BPF programs can be loaded here, else the reason.
+inline const std::string& bpf_unavailable_reason() {
+  static const std::string reason = [] {
+    try {
+      tools::WriteTracer probe({});
+      return std::string();
+    } catch (const std::exception& e) {
+      return std::string("cannot load BPF programs (run as root): ") + e.what();
+    }
+  }();
+  return reason;
+}
+
+#define REQUIRE_BPF()                                                              \
+  do {                                                                             \
+    const std::string& why_ = ::perfbuf::testing::bpf_unavailable_reason();        \
+    if (!why_.empty()) {                                                           \
+      if (::perfbuf::testing::in_ci()) FAIL() << "in CI this test must run: " << why_; \
+      GTEST_SKIP() << why_;                                                        \
+    }                                                                              \
+  } while (0)
+
+// Runs the write tracer's raw_tracepoint program once on `cpu`, as if that CPU
+// entered write(2): one record lands in that CPU's ring. No syscall trigger,
+// no other process involved.
+inline int fire_on_cpu(int prog_fd, int cpu) {
+  __u64 args[2] = {0, SYS_write};  // args[1]: the syscall number
+  bpf_test_run_opts opts{};
+  opts.sz = sizeof opts;
+  opts.ctx_in = args;
+  opts.ctx_size_in = sizeof args;
+  opts.flags = BPF_F_TEST_RUN_ON_CPU;
+  opts.cpu = static_cast<__u32>(cpu);
+  return bpf_prog_test_run_opts(prog_fd, &opts);
+}
+
+}  // namespace perfbuf::testing

@@ -1,0 +1,352 @@
+// The reader against the real kernel: real perf events, real BPF programs.
+#include <gtest/gtest.h>
+
+#include <perfbuf/reader.h>
+
+#include <bpf/bpf.h>
+#include <dirent.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/time.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <map>
+#include <string>
+
+#include "bpf_support.h"
+#include "write_event.h"
+#include "write_tracer.h"
+
+namespace perfbuf {
+namespace {
+
+using std::chrono::milliseconds;
+using testing::fire_on_cpu;
+using tools::AttachMode;
+using tools::WriteTracer;
+
+struct Received {
+  std::vector<write_event> events;
+  std::vector<int> cpus;
+  std::uint64_t lost = 0;
+
+  SampleHandler sample_handler() {
+    return [this](const Sample& s) {
+      write_event e{};
+      EXPECT_TRUE(s.read(e));
+      events.push_back(e);
+      cpus.push_back(s.cpu);
+    };
+  }
+  LostHandler lost_handler() {
+    return [this](int, std::uint64_t n) { lost += n; };
+  }
+};
+
+int count_fds() {
+  int n = 0;
+  DIR* d = opendir("/proc/self/fd");
+  while (dirent* e = readdir(d)) n += e->d_name[0] != '.';
+  closedir(d);
+  return n;
+}
+
+int count_perf_mappings() {
+  std::ifstream maps("/proc/self/maps");
+  int n = 0;
+  for (std::string line; std::getline(maps, line);) n += line.find("perf_event") != std::string::npos;
+  return n;
+}
+
+TEST(ReaderKernel, EveryOnlineCpuDeliversToItsOwnRing) {
+  REQUIRE_BPF();
+  WriteTracer tracer({});
+  Received got;
+  Reader reader(tracer.events_map(), got.sample_handler(), got.lost_handler());
+  const std::vector<int> cpus = online_cpus();
+  ASSERT_EQ(reader.ring_count(), cpus.size());
+  for (int cpu : cpus) ASSERT_EQ(fire_on_cpu(tracer.raw_tracepoint_fd(), cpu), 0) << "cpu " << cpu;
+  ASSERT_TRUE(reader.consume().ok());
+
+  std::map<int, int> per_cpu;
+  for (std::size_t i = 0; i < got.events.size(); ++i) {
+    EXPECT_EQ(got.events[i].cookie, PERFBUF_WRITE_COOKIE);
+    ++per_cpu[got.cpus[i]];
+  }
+  for (int cpu : cpus) EXPECT_EQ(per_cpu[cpu], 1) << "cpu " << cpu;
+  EXPECT_EQ(got.events.size(), cpus.size());
+  for (const CpuStats& s : reader.stats()) EXPECT_EQ(s.records, 1u) << "cpu " << s.cpu;
+}
+
+TEST(ReaderKernel, ChildDoingKWritesYieldsExactlyKEvents) {
+  REQUIRE_BPF();
+  constexpr int kWrites = 1000;
+  int go[2];
+  ASSERT_EQ(pipe(go), 0);
+  const pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    char c;
+    close(go[1]);
+    if (read(go[0], &c, 1) != 1) _exit(1);
+    for (int i = 0; i < kWrites; ++i)
+      if (write(STDOUT_FILENO, "", 0) != 0) _exit(1);
+    _exit(0);
+  }
+  close(go[0]);
+
+  WriteTracer tracer({.only_tgid = static_cast<std::uint32_t>(child), .ignore_tgid = 0});
+  Received got;
+  Reader reader(tracer.events_map(), got.sample_handler(), got.lost_handler());
+  std::vector<std::string> notes;
+  tracer.attach(AttachMode::automatic, notes);
+  ASSERT_EQ(write(go[1], "x", 1), 1);
+  close(go[1]);
+  int status = 0;
+  ASSERT_EQ(waitpid(child, &status, 0), child);
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  tracer.detach();
+  ASSERT_TRUE(reader.consume().ok());
+
+  EXPECT_EQ(got.events.size(), static_cast<std::size_t>(kWrites));
+  EXPECT_EQ(got.lost, 0u);
+  EXPECT_EQ(tracer.attempts(), static_cast<std::uint64_t>(kWrites));
+  for (const write_event& e : got.events) {
+    EXPECT_EQ(e.tgid, static_cast<std::uint32_t>(child));
+    EXPECT_EQ(e.cookie, PERFBUF_WRITE_COOKIE);
+  }
+}
+
+TEST(ReaderKernel, StalledReaderOnTinyRingAccountsForEveryRecord) {
+  REQUIRE_BPF();
+  WriteTracer tracer({});
+  Received got;
+  // One page: room for 128 records of 32 bytes.
+  Reader reader(tracer.events_map(), got.sample_handler(), got.lost_handler(),
+                Options{.pages_per_cpu = 1, .cpus = {0}});
+  constexpr int kFired = 2000;
+  for (int i = 0; i < kFired; ++i) ASSERT_EQ(fire_on_cpu(tracer.raw_tracepoint_fd(), 0), 0);
+  ASSERT_TRUE(reader.consume().ok());
+  // The kernel reports a loss in the ring once there is room again: one more record brings it.
+  ASSERT_EQ(fire_on_cpu(tracer.raw_tracepoint_fd(), 0), 0);
+  ASSERT_TRUE(reader.consume().ok());
+
+  EXPECT_EQ(tracer.attempts(), kFired + 1u);
+  EXPECT_GT(got.lost, 0u);
+  EXPECT_EQ(got.lost, tracer.failures());
+  EXPECT_EQ(got.events.size() + got.lost, tracer.attempts());
+  EXPECT_EQ(reader.total_stats().lost, got.lost);
+}
+
+TEST(ReaderKernel, DestroyingReaderLeavesNoFdsOrMappings) {
+  REQUIRE_BPF();
+  WriteTracer tracer({});
+  const int fds = count_fds();
+  const int maps = count_perf_mappings();
+  {
+    Received got;
+    Reader reader(tracer.events_map(), got.sample_handler());
+    EXPECT_GT(count_fds(), fds);
+    EXPECT_GT(count_perf_mappings(), maps);
+    ASSERT_EQ(fire_on_cpu(tracer.raw_tracepoint_fd(), 0), 0);
+    ASSERT_TRUE(reader.consume().ok());
+  }
+  EXPECT_EQ(count_fds(), fds);
+  EXPECT_EQ(count_perf_mappings(), maps);
+  // Its rings were taken out of the map: the program finds the slot empty.
+  const std::uint64_t failures = tracer.failures();
+  ASSERT_EQ(fire_on_cpu(tracer.raw_tracepoint_fd(), 0), 0);
+  EXPECT_EQ(tracer.failures(), failures + 1);
+}
+
+TEST(ReaderKernel, FailedConstructionLeavesNoFds) {
+  REQUIRE_BPF();
+  const int map = bpf_map_create(BPF_MAP_TYPE_PERF_EVENT_ARRAY, "wide", 4, 4, 64, nullptr);
+  ASSERT_GE(map, 0);
+  const int fds = count_fds();
+  const int maps = count_perf_mappings();
+  // Every online CPU opens fine, then one that is not online fails.
+  std::vector<int> cpus = online_cpus();
+  cpus.push_back(cpus.back() + 1);
+  try {
+    Reader reader(map, [](const Sample&) {}, {}, Options{.pages_per_cpu = 8, .cpus = cpus});
+    ADD_FAILURE() << "a reader on an offline CPU was built";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("offline"), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(count_fds(), fds);
+  EXPECT_EQ(count_perf_mappings(), maps);
+  close(map);
+}
+
+TEST(ReaderKernel, TimestampsFollowTheMonotonicClock) {
+  REQUIRE_BPF();
+  WriteTracer tracer({});
+  std::vector<std::uint64_t> times;
+  Reader reader(tracer.events_map(), [&](const Sample& s) { times.push_back(s.time_ns); }, {},
+                Options{.pages_per_cpu = 8, .timestamps = true});
+  timespec before, after;
+  clock_gettime(CLOCK_MONOTONIC, &before);
+  ASSERT_EQ(fire_on_cpu(tracer.raw_tracepoint_fd(), 0), 0);
+  clock_gettime(CLOCK_MONOTONIC, &after);
+  ASSERT_TRUE(reader.consume().ok());
+  ASSERT_EQ(times.size(), 1u);
+  const auto ns = [](const timespec& t) { return t.tv_sec * 1000000000ull + t.tv_nsec; };
+  // The perf clock tracks CLOCK_MONOTONIC closely; allow 50 ms either side.
+  EXPECT_GT(times[0] + 50000000, ns(before));
+  EXPECT_LT(times[0], ns(after) + 50000000);
+}
+
+TEST(ReaderKernel, RecordsBelowTheWakeupThresholdArriveWithinMaxDelay) {
+  REQUIRE_BPF();
+  WriteTracer tracer({});
+  Received got;
+  // The kernel would wake the reader after a million records; one is sent.
+  Reader reader(tracer.events_map(), got.sample_handler(), {},
+                Options{.pages_per_cpu = 8, .wakeup = Wakeup::every(1000000),
+                        .max_delay = milliseconds(20)});
+  ASSERT_EQ(fire_on_cpu(tracer.raw_tracepoint_fd(), 0), 0);
+  const auto r = reader.poll(milliseconds(5000));
+  ASSERT_TRUE(r.ok()) << r.error().what();
+  EXPECT_EQ(*r, 1u);
+  EXPECT_EQ(got.events.size(), 1u);
+}
+
+TEST(ReaderKernel, PollTimesOutWithZeroWhenNothingArrives) {
+  REQUIRE_BPF();
+  WriteTracer tracer({});
+  Received got;
+  Reader reader(tracer.events_map(), got.sample_handler());
+  const auto r = reader.poll(milliseconds(30));
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(*r, 0u);
+}
+
+TEST(ReaderKernel, HandlerCanStopTheDrainEarly) {
+  REQUIRE_BPF();
+  WriteTracer tracer({});
+  int seen = 0;
+  Reader reader(tracer.events_map(), [&](const Sample&) { return ++seen == 2 ? Action::stop : Action::next; });
+  for (int i = 0; i < 5; ++i) ASSERT_EQ(fire_on_cpu(tracer.raw_tracepoint_fd(), 0), 0);
+  auto first = reader.consume();
+  ASSERT_TRUE(first.ok());
+  EXPECT_EQ(*first, 2u);
+  auto rest = reader.consume();
+  ASSERT_TRUE(rest.ok());
+  EXPECT_EQ(*rest, 3u);
+}
+
+TEST(ReaderKernel, EpollFdServesAnOutsideEventLoop) {
+  REQUIRE_BPF();
+  WriteTracer tracer({});
+  Received got;
+  Reader reader(tracer.events_map(), got.sample_handler(), {},
+                Options{.pages_per_cpu = 8, .wakeup = Wakeup::every_record()});
+  pollfd p{reader.epoll_fd(), POLLIN, 0};
+  EXPECT_EQ(::poll(&p, 1, 0), 0);  // nothing yet
+  ASSERT_EQ(fire_on_cpu(tracer.raw_tracepoint_fd(), reader.ring_cpu(0)), 0);
+  ASSERT_EQ(::poll(&p, 1, 2000), 1);
+  auto r = reader.consume_ring(0);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(*r, 1u);
+  EXPECT_FALSE(reader.consume_ring(reader.ring_count()).ok());
+}
+
+void ignore_signal(int) {}
+
+TEST(ReaderKernel, SignalDuringPollIsReportedAsInterrupted) {
+  REQUIRE_BPF();
+  WriteTracer tracer({});
+  Received got;
+  Reader reader(tracer.events_map(), got.sample_handler());
+  struct sigaction sa {}, old {};
+  sa.sa_handler = ignore_signal;  // no SA_RESTART: the wait is interrupted
+  sigaction(SIGALRM, &sa, &old);
+  itimerval t{};
+  t.it_value.tv_usec = 50000;
+  setitimer(ITIMER_REAL, &t, nullptr);
+  const auto r = reader.poll(milliseconds(-1));
+  sigaction(SIGALRM, &old, nullptr);
+  ASSERT_FALSE(r.ok());
+  EXPECT_TRUE(r.interrupted()) << r.error().what();
+}
+
+TEST(ReaderKernel, RejectsAMapThatIsNotAPerfEventArray) {
+  REQUIRE_BPF();
+  const int fd = bpf_map_create(BPF_MAP_TYPE_ARRAY, "not_perf", 4, 4, 4, nullptr);
+  ASSERT_GE(fd, 0);
+  try {
+    Reader reader(fd, [](const Sample&) {});
+    ADD_FAILURE() << "accepted an ARRAY map";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.errnum(), EINVAL);
+    EXPECT_NE(std::string(e.what()).find("PERF_EVENT_ARRAY"), std::string::npos) << e.what();
+  }
+  close(fd);
+}
+
+TEST(ReaderKernel, RejectsAMapWithTooFewSlots) {
+  REQUIRE_BPF();
+  const std::vector<int> cpus = online_cpus();
+  const int fd = bpf_map_create(BPF_MAP_TYPE_PERF_EVENT_ARRAY, "one_slot", 4, 4, 1, nullptr);
+  ASSERT_GE(fd, 0);
+  try {
+    Reader reader(fd, [](const Sample&) {}, {},
+                  Options{.pages_per_cpu = 8, .cpus = {cpus.back() + 1}});
+    ADD_FAILURE() << "accepted a map without a slot for the CPU";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.errnum(), E2BIG);
+    EXPECT_NE(std::string(e.what()).find("slots"), std::string::npos) << e.what();
+  }
+  close(fd);
+}
+
+TEST(ReaderKernel, RejectsAnInvalidFd) {
+  for (int fd : {-1, 987654}) {
+    try {
+      Reader reader(fd, [](const Sample&) {});
+      ADD_FAILURE() << "accepted fd " << fd;
+    } catch (const Error& e) {
+      EXPECT_EQ(e.errnum(), EBADF) << e.what();
+    }
+  }
+}
+
+TEST(ReaderOptions, RejectsBadPageCounts) {
+  for (std::size_t pages : {0, 3, 100}) {
+    try {
+      Reader reader(-1, [](const Sample&) {}, {},
+                    Options{.pages_per_cpu = pages});
+      ADD_FAILURE() << "accepted " << pages << " pages";
+    } catch (const Error& e) {
+      EXPECT_EQ(e.errnum(), EINVAL);
+      EXPECT_NE(std::string(e.what()).find("power of two"), std::string::npos) << e.what();
+    }
+  }
+  EXPECT_THROW(Reader(-1, [](const Sample&) {}, {},
+                      Options{.pages_per_cpu = std::size_t(1) << 30}),
+               Error);
+}
+
+TEST(ReaderOptions, RejectsBadWakeupAndDelay) {
+  auto build = [](Options o) { Reader(-1, [](const Sample&) {}, {}, std::move(o)); };
+  Options every_zero;
+  every_zero.wakeup = Wakeup::every(0);
+  EXPECT_THROW(build(every_zero), Error);
+  Options watermark_too_big;
+  watermark_too_big.pages_per_cpu = 1;
+  watermark_too_big.wakeup = Wakeup::watermark(1 << 20);
+  EXPECT_THROW(build(watermark_too_big), Error);
+  Options no_delay;
+  no_delay.max_delay = milliseconds(0);
+  EXPECT_THROW(build(no_delay), Error);
+  Options twice;
+  twice.cpus = {0, 0};
+  EXPECT_THROW(build(twice), Error);
+}
+
+}  // namespace
+}  // namespace perfbuf
