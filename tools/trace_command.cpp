@@ -180,7 +180,6 @@ int run(const TraceArgs& args) {
   int status = 0;
   while (!g_stop) {
     const clock::time_point now = clock::now();
-    if (now >= end) break;
     if (now >= next_tick) {
       const std::uint64_t n = counts.received - at_last_tick;
       at_last_tick = counts.received;
@@ -196,6 +195,7 @@ int run(const TraceArgs& args) {
       next_tick += std::chrono::seconds(1);
       continue;
     }
+    if (now >= end) break;
     const auto wait = std::chrono::ceil<std::chrono::milliseconds>(std::min(next_tick, end) - now);
     const auto r = reader.poll(wait);
     if (!r && !r.interrupted()) {
