@@ -13,7 +13,6 @@
 #include <vector>
 
 #include "args.h"
-#include "write_event.h"
 #include "write_tracer.h"
 
 namespace perfbuf::tools {
@@ -138,11 +137,12 @@ int run(const TraceArgs& args) {
   WriteTracer tracer({.only_tgid = args.pid, .ignore_tgid = static_cast<std::uint32_t>(getpid())});
   Counts counts;
   auto on_sample = [&](const Sample& s) {
-    write_event e;
-    if (!s.read(e) || e.cookie != PERFBUF_WRITE_COOKIE) {
+    const std::optional<write_event> checked = checked_write_event(s);
+    if (!checked) {
       ++counts.cookie_errors;
       return;
     }
+    const write_event& e = *checked;
     ++counts.received;
     if (!args.events) return;
     if (args.json)

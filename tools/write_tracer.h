@@ -9,11 +9,22 @@
 #include <string_view>
 #include <vector>
 
+#include <perfbuf/reader.h>
+
+#include "write_event.h"
+
 struct bpf_map;
 struct write_events;
 struct bpf_link;
 
 namespace perfbuf::tools {
+
+// The record in a sample, if it is a whole write_event with the right cookie.
+inline std::optional<write_event> checked_write_event(const Sample& s) {
+  write_event e;
+  if (!s.read(e) || e.cookie != PERFBUF_WRITE_COOKIE) return std::nullopt;
+  return e;
+}
 
 enum class AttachMode { automatic, kprobe, tracepoint, raw_tracepoint };
 
