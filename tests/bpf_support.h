@@ -7,6 +7,10 @@
 
 #include <bpf/bpf.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <stdexcept>
 
 #include <cstdlib>
 #include <string>
@@ -55,5 +59,47 @@ inline int fire_on_cpu(int prog_fd, int cpu) {
   opts.cpu = static_cast<__u32>(cpu);
   return bpf_prog_test_run_opts(prog_fd, &opts);
 }
+
+// A child process that makes exactly `writes` write(2) calls once released,
+// then exits. Its pid is known before it writes, so a tracer can filter on it.
+class WritingChild {
+ public:
+  explicit WritingChild(int writes) {
+    int go[2];
+    if (pipe(go) != 0) throw std::runtime_error("pipe");
+    pid_ = fork();
+    if (pid_ < 0) throw std::runtime_error("fork");
+    if (pid_ == 0) {
+      char c;
+      close(go[1]);
+      if (read(go[0], &c, 1) != 1) _exit(1);
+      for (int i = 0; i < writes; ++i)
+        if (write(STDOUT_FILENO, "", 0) != 0) _exit(1);
+      _exit(0);
+    }
+    close(go[0]);
+    go_ = go[1];
+  }
+  ~WritingChild() {
+    if (go_ >= 0) close(go_);
+    if (pid_ > 0) waitpid(pid_, nullptr, 0);
+  }
+  pid_t pid() const { return pid_; }
+
+  // Lets the child write and waits for it; its exit code (0: every write worked).
+  int release_and_wait() {
+    if (::write(go_, "x", 1) != 1) return -1;
+    close(go_);
+    go_ = -1;
+    int status = 0;
+    waitpid(pid_, &status, 0);
+    pid_ = -1;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  }
+
+ private:
+  pid_t pid_ = -1;
+  int go_ = -1;
+};
 
 }  // namespace perfbuf::testing

@@ -84,30 +84,14 @@ TEST(ReaderKernel, EveryOnlineCpuDeliversToItsOwnRing) {
 TEST(ReaderKernel, ChildDoingKWritesYieldsExactlyKEvents) {
   REQUIRE_BPF();
   constexpr int kWrites = 1000;
-  int go[2];
-  ASSERT_EQ(pipe(go), 0);
-  const pid_t child = fork();
-  ASSERT_GE(child, 0);
-  if (child == 0) {
-    char c;
-    close(go[1]);
-    if (read(go[0], &c, 1) != 1) _exit(1);
-    for (int i = 0; i < kWrites; ++i)
-      if (write(STDOUT_FILENO, "", 0) != 0) _exit(1);
-    _exit(0);
-  }
-  close(go[0]);
-
-  WriteTracer tracer({.only_tgid = static_cast<std::uint32_t>(child), .ignore_tgid = 0});
+  testing::WritingChild child(kWrites);
+  WriteTracer tracer({.only_tgid = static_cast<std::uint32_t>(child.pid()), .ignore_tgid = 0});
   Received got;
   Reader reader(tracer.events_map(), got.sample_handler(), got.lost_handler());
   std::vector<std::string> notes;
   tracer.attach(AttachMode::automatic, notes);
-  ASSERT_EQ(write(go[1], "x", 1), 1);
-  close(go[1]);
-  int status = 0;
-  ASSERT_EQ(waitpid(child, &status, 0), child);
-  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  const pid_t pid = child.pid();
+  ASSERT_EQ(child.release_and_wait(), 0);
   tracer.detach();
   ASSERT_TRUE(reader.consume().ok());
 
@@ -115,7 +99,7 @@ TEST(ReaderKernel, ChildDoingKWritesYieldsExactlyKEvents) {
   EXPECT_EQ(got.lost, 0u);
   EXPECT_EQ(tracer.attempts(), static_cast<std::uint64_t>(kWrites));
   for (const write_event& e : got.events) {
-    EXPECT_EQ(e.tgid, static_cast<std::uint32_t>(child));
+    EXPECT_EQ(e.tgid, static_cast<std::uint32_t>(pid));
     EXPECT_EQ(e.cookie, PERFBUF_WRITE_COOKIE);
   }
 }
@@ -265,10 +249,14 @@ TEST(ReaderKernel, SignalDuringPollIsReportedAsInterrupted) {
   struct sigaction sa {}, old {};
   sa.sa_handler = ignore_signal;  // no SA_RESTART: the wait is interrupted
   sigaction(SIGALRM, &sa, &old);
+  // Repeating, so that a tick landing between two waits is followed by one inside a wait.
   itimerval t{};
   t.it_value.tv_usec = 50000;
+  t.it_interval.tv_usec = 50000;
   setitimer(ITIMER_REAL, &t, nullptr);
   const auto r = reader.poll(milliseconds(-1));
+  t = {};
+  setitimer(ITIMER_REAL, &t, nullptr);
   sigaction(SIGALRM, &old, nullptr);
   ASSERT_FALSE(r.ok());
   EXPECT_TRUE(r.interrupted()) << r.error().what();

@@ -117,25 +117,12 @@ struct PidRun {
 };
 
 PidRun trace_child_writes(int writes, const std::string& attach) {
-  int go[2];
-  if (pipe(go)) throw std::runtime_error("pipe");
-  const pid_t child = fork();
-  if (child == 0) {
-    char c;
-    close(go[1]);
-    if (read(go[0], &c, 1) != 1) _exit(1);
-    for (int i = 0; i < writes; ++i)
-      if (write(STDOUT_FILENO, "", 0) != 0) _exit(1);
-    _exit(0);
-  }
-  close(go[0]);
-  Cli cli({"trace", "--pid", std::to_string(child), "--json", "--duration", "1.5", "--attach",
-           attach});
+  testing::WritingChild child(writes);
+  Cli cli({"trace", "--pid", std::to_string(child.pid()), "--json", "--duration", "1.5",
+           "--attach", attach});
   PidRun r;
   r.start = cli.read_line().value_or("");  // attached and reading from here on
-  if (write(go[1], "x", 1) != 1) throw std::runtime_error("write");
-  close(go[1]);
-  waitpid(child, nullptr, 0);
+  if (child.release_and_wait() != 0) throw std::runtime_error("child failed");
   r.exit_code = cli.wait(r.out, r.err);
   r.summary = last_line(r.out);
   return r;
