@@ -168,7 +168,8 @@ Reader::Reader(int map_fd, SampleHandler on_sample, LostHandler on_lost, Options
                             std::to_string(BPF_MAP_TYPE_PERF_EVENT_ARRAY) +
                             "): pass the map the program writes with bpf_perf_event_output()");
 
-  std::vector<int> cpus = s.options.cpus.empty() ? online_cpus() : s.options.cpus;
+  const std::vector<int> cpus = s.options.cpus.empty() ? online_cpus() : s.options.cpus;
+  if (cpus.empty()) throw Error(ENODEV, "no online CPU found in /sys/devices/system/cpu/online");
   for (int cpu : cpus)
     if (static_cast<std::uint32_t>(cpu) >= info.max_entries)
       throw Error(E2BIG, "map \"" + info.name + "\" has " + std::to_string(info.max_entries) +
