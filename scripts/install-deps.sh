@@ -9,6 +9,7 @@ packages=(
   libbpf-dev bpftool                # loading BPF objects, skeletons
   libelf-dev zlib1g-dev             # libbpf's own dependencies
   libgtest-dev libbenchmark-dev     # tests and microbenchmarks
+  gnuplot-nox                       # perfbuf bench --plot
 )
 
 if [ "$(id -u)" -ne 0 ]; then

@@ -206,12 +206,12 @@ Result<std::size_t> Reader::poll(std::chrono::milliseconds timeout) {
   using clock = std::chrono::steady_clock;
   Impl& s = *impl_;
   const bool forever = timeout.count() < 0;
-  const clock::time_point deadline = clock::now() + (forever ? clock::duration{} : timeout);
+  clock::time_point now = clock::now();
+  const clock::time_point deadline = forever ? clock::time_point::max() : now + timeout;
   for (;;) {
-    const clock::time_point now = clock::now();
     const clock::time_point next_flush = s.last_flush + s.options.max_delay;
-    clock::time_point wake = forever ? next_flush : std::min(deadline, next_flush);
-    const auto wait_ms = std::chrono::ceil<std::chrono::milliseconds>(wake - now).count();
+    const auto wait_ms =
+        std::chrono::ceil<std::chrono::milliseconds>(std::min(deadline, next_flush) - now).count();
     const int n = ::epoll_wait(s.epoll.get(), s.events.data(), static_cast<int>(s.events.size()),
                                static_cast<int>(std::max<std::int64_t>(wait_ms, 0)));
     if (n < 0) {
@@ -228,14 +228,15 @@ Result<std::size_t> Reader::poll(std::chrono::milliseconds timeout) {
       handled += *r;
       if (stopped) return handled;
     }
+    now = clock::now();
     // Records below the wakeup threshold: drain every ring at least every max_delay.
-    if (clock::now() >= next_flush) {
-      s.last_flush = clock::now();
+    if (now >= next_flush) {
+      s.last_flush = now;
       auto r = s.drain_all();
       if (!r) return r;
       handled += *r;
     }
-    if (handled > 0 || (!forever && clock::now() >= deadline)) return handled;
+    if (handled > 0 || now >= deadline) return handled;
   }
 }
 

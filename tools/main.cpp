@@ -2,6 +2,7 @@
 #include <cstdio>
 #include <cstring>
 
+#include "bench_command.h"
 #include "trace_command.h"
 
 namespace {
@@ -10,6 +11,7 @@ constexpr const char* kUsage =
     "\n"
     "commands:\n"
     "  trace   count write(2) calls through a perf buffer, print events/s\n"
+    "  bench   compare perf ring readers (perfbuf, libbpf) on this machine\n"
     "\n"
     "'perfbuf <command> --help' describes each command.\n";
 }
@@ -21,6 +23,7 @@ int main(int argc, char** argv) {
   }
   const char* cmd = argv[1];
   if (!std::strcmp(cmd, "trace")) return perfbuf::tools::trace_main(argc - 1, argv + 1);
+  if (!std::strcmp(cmd, "bench")) return perfbuf::bench::bench_main(argc - 1, argv + 1);
   if (!std::strcmp(cmd, "-h") || !std::strcmp(cmd, "--help") || !std::strcmp(cmd, "help")) {
     std::fputs(kUsage, stdout);
     return 0;

@@ -1,0 +1,476 @@
+#include "bench_command.h"
+
+#include <perfbuf/reader.h>
+
+#include <time.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <bit>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <exception>
+#include <fstream>
+#include <map>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "args.h"
+#include "bench_program.h"
+#include "consumers.h"
+
+namespace perfbuf::bench {
+
+namespace {
+
+constexpr const char* kUsage =
+    "usage: perfbuf bench [options]\n"
+    "Measures perf ring readers side by side on this machine: producer threads make a\n"
+    "cheap system call in a loop, a BPF program emits records on each call, and each\n"
+    "consumer reads them in turn. Rounds interleave the consumers; medians are reported.\n"
+    "\n"
+    "  --producers LIST  producer thread counts, e.g. 1,2 (default 1,2)\n"
+    "  --size LIST       record sizes in bytes, 16..8192 (default 16)\n"
+    "  --batch N         records per system call, 1..64 (default 1)\n"
+    "  --duration SEC    seconds per run (default 2)\n"
+    "  --rounds N        runs per consumer and configuration (default 3)\n"
+    "  --pages N         data pages per perf ring, a power of two (default 64);\n"
+    "                    the ring buffer gets the same total size\n"
+    "  --consumers LIST  which consumers (default all):\n"
+    "                    ceiling, perfbuf, perfbuf-every-record, perfbuf-every-64,\n"
+    "                    libbpf-perfbuf, libbpf-perfbuf-tuned, libbpf-ringbuf\n"
+    "  --json            one JSON object per consumer and configuration\n"
+    "  --plot FILE.png   also draw throughput and CPU per record (needs gnuplot)\n"
+    "  -h, --help        this text\n";
+
+struct BenchArgs {
+  std::vector<int> producers = {1, 2};
+  std::vector<std::uint32_t> sizes = {16};
+  std::uint32_t batch = 1;
+  double duration_s = 2;
+  int rounds = 3;
+  std::size_t pages = 64;
+  std::vector<std::string> consumers = consumer_names();
+  bool json = false;
+  std::string plot;
+};
+
+int usage_error(const std::string& what) {
+  std::fprintf(stderr, "perfbuf bench: %s\n\n%s", what.c_str(), kUsage);
+  return 2;
+}
+
+std::vector<std::string> split(std::string_view text) {
+  std::vector<std::string> out;
+  std::string item;
+  std::istringstream in{std::string(text)};
+  while (std::getline(in, item, ',')) out.push_back(item);
+  return out;
+}
+
+template <class T>
+std::optional<std::vector<T>> parse_list(std::string_view text, T min, T max) {
+  std::vector<T> out;
+  for (const std::string& item : split(text)) {
+    const auto v = tools::parse_number<T>(item, min, max);
+    if (!v) return std::nullopt;
+    out.push_back(*v);
+  }
+  if (out.empty()) return std::nullopt;
+  return out;
+}
+
+std::optional<int> parse(int argc, char** argv, BenchArgs& out) {
+  for (int i = 1; i < argc; ++i) {
+    const std::string_view arg = argv[i];
+    const std::optional<std::string_view> value =
+        i + 1 < argc ? std::optional<std::string_view>(argv[i + 1]) : std::nullopt;
+    auto next = [&] { ++i; };
+    if (arg == "-h" || arg == "--help") {
+      std::fputs(kUsage, stdout);
+      return 0;
+    } else if (arg == "--json") {
+      out.json = true;
+    } else if (arg == "--producers") {
+      const auto v = value ? parse_list<int>(*value, 1, 64) : std::nullopt;
+      if (!v) return usage_error("--producers takes a list of counts from 1 to 64, e.g. 1,2");
+      out.producers = *v;
+      next();
+    } else if (arg == "--size") {
+      const auto v = value ? parse_list<std::uint32_t>(*value, sizeof(bench_record),
+                                                       BENCH_MAX_RECORD)
+                           : std::nullopt;
+      if (!v) return usage_error("--size takes record sizes from 16 to 8192 bytes, e.g. 16,256");
+      out.sizes = *v;
+      next();
+    } else if (arg == "--batch") {
+      const auto v = value ? tools::parse_number<std::uint32_t>(*value, 1, BENCH_MAX_BATCH)
+                           : std::nullopt;
+      if (!v) return usage_error("--batch takes a number of records from 1 to 64");
+      out.batch = *v;
+      next();
+    } else if (arg == "--duration") {
+      const auto v = value ? tools::parse_number<double>(*value, 0.01, 3600) : std::nullopt;
+      if (!v) return usage_error("--duration takes seconds, from 0.01 to 3600");
+      out.duration_s = *v;
+      next();
+    } else if (arg == "--rounds") {
+      const auto v = value ? tools::parse_number<int>(*value, 1, 100) : std::nullopt;
+      if (!v) return usage_error("--rounds takes a number from 1 to 100");
+      out.rounds = *v;
+      next();
+    } else if (arg == "--pages") {
+      const auto v = value ? tools::parse_number<std::size_t>(*value, 1, 1 << 14) : std::nullopt;
+      if (!v || (*v & (*v - 1)) != 0)
+        return usage_error("--pages takes a power of two from 1 to 16384");
+      out.pages = *v;
+      next();
+    } else if (arg == "--consumers") {
+      if (!value) return usage_error("--consumers takes a list of consumer names");
+      out.consumers = split(*value);
+      for (const std::string& c : out.consumers)
+        if (std::find(consumer_names().begin(), consumer_names().end(), c) ==
+            consumer_names().end())
+          return usage_error("unknown consumer '" + c + "'");
+      if (out.consumers.empty()) return usage_error("--consumers takes at least one name");
+      next();
+    } else if (arg == "--plot") {
+      if (!value || value->empty()) return usage_error("--plot takes a file name");
+      out.plot = std::string(*value);
+      next();
+    } else {
+      return usage_error("unknown argument '" + std::string(arg) + "'");
+    }
+  }
+  return std::nullopt;
+}
+
+struct Figures {
+  double produced_per_s = 0;
+  double consumed_per_s = 0;
+  double lost_per_s = 0;
+  double cpu_ns_per_record = 0;
+  double wakeups_per_s = 0;
+  double p50_us = 0;
+  double p99_us = 0;
+  double max_us = 0;
+  double peak_rss_mib = 0;
+  double lost = 0;  // total records lost in the run
+};
+
+double thread_cpu_seconds() {
+  timespec t;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+  return t.tv_sec + t.tv_nsec * 1e-9;
+}
+
+// The process's peak resident memory since the last reset_peak_rss().
+void reset_peak_rss() { std::ofstream("/proc/self/clear_refs") << "5"; }
+double peak_rss_mib() {
+  std::ifstream status("/proc/self/status");
+  for (std::string line; std::getline(status, line);)
+    if (line.rfind("VmHWM:", 0) == 0) return std::stod(line.substr(6)) / 1024.0;
+  return 0;
+}
+
+double percentile(std::vector<std::uint64_t>& v, double p) {
+  if (v.empty()) return 0;
+  const std::size_t k = std::min(v.size() - 1, static_cast<std::size_t>(p * v.size()));
+  std::nth_element(v.begin(), v.begin() + k, v.end());
+  return v[k] / 1000.0;
+}
+
+struct Config {
+  int producers;
+  std::uint32_t size;
+};
+
+Figures run_once(const std::string& name, const Config& config, const BenchArgs& args) {
+  const bool ringbuf = reads_ringbuf(name);
+  const std::size_t ring_total =
+      args.pages * static_cast<std::size_t>(sysconf(_SC_PAGESIZE)) * std::thread::hardware_concurrency();
+  BenchProgram program({.record_size = config.size, .batch = args.batch, .ringbuf = ringbuf,
+                        .ringbuf_bytes = std::bit_ceil(ring_total)});
+  RecordSink sink;
+  reset_peak_rss();
+  std::unique_ptr<Consumer> consumer = make_consumer(name, program, sink, args.pages);
+
+  // The consumer gets a core of its own while there is one to spare.
+  const int ncpu = static_cast<int>(std::thread::hardware_concurrency());
+  const int consumer_cpu = config.producers < ncpu ? ncpu - 1 : -1;
+  std::atomic<bool> stop{false};
+  double cpu_s = 0;
+  std::exception_ptr failure;
+  std::thread reader([&] {
+    if (consumer_cpu >= 0) pin_to_cpu(consumer_cpu);
+    const double cpu0 = thread_cpu_seconds();
+    try {
+      while (!stop.load(std::memory_order_relaxed)) {
+        consumer->step();
+        sink.publish();
+      }
+      consumer->drain();
+      sink.publish();
+    } catch (...) {
+      failure = std::current_exception();
+    }
+    cpu_s = thread_cpu_seconds() - cpu0;
+  });
+
+  using clock = std::chrono::steady_clock;
+  const clock::time_point t0 = clock::now();
+  Producers producers(config.producers);
+  std::this_thread::sleep_for(std::chrono::duration<double>(args.duration_s));
+  producers.stop();
+  const double seconds = std::chrono::duration<double>(clock::now() - t0).count();
+  const bench_counters sent = program.counters();
+  const std::uint64_t consumed_in_time = sink.records_published();
+  stop = true;
+  reader.join();
+  if (failure) std::rethrow_exception(failure);
+
+  Figures f;
+  f.produced_per_s = sent.attempts / seconds;
+  f.consumed_per_s = consumed_in_time / seconds;
+  f.lost = static_cast<double>(sent.failures);
+  f.lost_per_s = sent.failures / seconds;
+  f.cpu_ns_per_record = sink.records() ? cpu_s * 1e9 / sink.records() : 0;
+  f.wakeups_per_s = consumer->wakeups() / seconds;
+  f.p50_us = percentile(sink.latencies_ns(), 0.50);
+  f.p99_us = percentile(sink.latencies_ns(), 0.99);
+  f.max_us = percentile(sink.latencies_ns(), 1.0);
+  f.peak_rss_mib = peak_rss_mib();
+  return f;
+}
+
+// The median of each figure over the rounds.
+Figures median(std::vector<Figures> runs) {
+  auto med = [&](double Figures::*field) {
+    std::vector<double> v;
+    for (const Figures& f : runs) v.push_back(f.*field);
+    std::sort(v.begin(), v.end());
+    return v.size() % 2 ? v[v.size() / 2] : (v[v.size() / 2 - 1] + v[v.size() / 2]) / 2;
+  };
+  Figures m;
+  for (double Figures::*field :
+       {&Figures::produced_per_s, &Figures::consumed_per_s, &Figures::lost_per_s,
+        &Figures::cpu_ns_per_record, &Figures::wakeups_per_s, &Figures::p50_us, &Figures::p99_us,
+        &Figures::max_us, &Figures::peak_rss_mib, &Figures::lost})
+    m.*field = med(field);
+  return m;
+}
+
+struct Row {
+  std::string consumer;
+  Config config;
+  Figures figures;
+  std::optional<double> ratio_to_ceiling;
+};
+
+std::string ratio_text(const std::optional<double>& r) {
+  char buf[32];
+  if (!r) return "-";
+  std::snprintf(buf, sizeof buf, "%.2f", *r);
+  return buf;
+}
+
+void print_table(const std::vector<Row>& rows, const BenchArgs& args) {
+  std::printf("\n%-22s %3s %5s %11s %11s %9s %7s %8s %10s %8s %8s %9s %8s\n", "consumer", "P",
+              "size", "produced/s", "consumed/s", "lost/s", "vs ceil", "cpu ns/r", "wakeups/s",
+              "p50 us", "p99 us", "max us", "peak MiB");
+  for (const Row& r : rows) {
+    const Figures& f = r.figures;
+    std::printf("%-22s %3d %5u %11.0f %11.0f %9.0f %7s %8.0f %10.0f %8.1f %8.1f %9.1f %8.1f\n",
+                r.consumer.c_str(), r.config.producers, r.config.size, f.produced_per_s,
+                f.consumed_per_s, f.lost_per_s, ratio_text(r.ratio_to_ceiling).c_str(),
+                f.cpu_ns_per_record, f.wakeups_per_s, f.p50_us, f.p99_us, f.max_us,
+                f.peak_rss_mib);
+  }
+  std::printf("(batch %u, %d rounds of %.1f s, medians; %zu pages per perf ring)\n", args.batch,
+              args.rounds, args.duration_s, args.pages);
+}
+
+void print_json(const std::vector<Row>& rows, const BenchArgs& args) {
+  for (const Row& r : rows) {
+    const Figures& f = r.figures;
+    std::printf(
+        "{\"consumer\":\"%s\",\"producers\":%d,\"size\":%u,\"batch\":%u,\"rounds\":%d,"
+        "\"produced_per_s\":%.0f,\"consumed_per_s\":%.0f,\"lost_per_s\":%.0f,"
+        "\"cpu_ns_per_record\":%.1f,\"wakeups_per_s\":%.0f,\"p50_us\":%.2f,\"p99_us\":%.2f,"
+        "\"max_us\":%.2f,\"peak_rss_mib\":%.1f,\"ratio_to_ceiling\":%s}\n",
+        r.consumer.c_str(), r.config.producers, r.config.size, args.batch, args.rounds,
+        f.produced_per_s, f.consumed_per_s, f.lost_per_s, f.cpu_ns_per_record, f.wakeups_per_s,
+        f.p50_us, f.p99_us, f.max_us, f.peak_rss_mib,
+        r.ratio_to_ceiling ? ratio_text(r.ratio_to_ceiling).c_str() : "null");
+  }
+}
+
+const Row* find_row(const std::vector<Row>& rows, const std::string& consumer, int producers,
+                    std::uint32_t size) {
+  for (const Row& r : rows)
+    if (r.consumer == consumer && r.config.producers == producers && r.config.size == size)
+      return &r;
+  return nullptr;
+}
+
+// The targets perfbuf is held to, judged on this run (1 producer, 16-byte records).
+void print_targets(const std::vector<Row>& rows, std::chrono::milliseconds bound) {
+  const Row* pb = find_row(rows, "perfbuf", 1, 16);
+  const Row* ceiling = find_row(rows, "ceiling", 1, 16);
+  const Row* lib = find_row(rows, "libbpf-perfbuf", 1, 16);
+  const Row* tuned = find_row(rows, "libbpf-perfbuf-tuned", 1, 16);
+  const Row* ring = find_row(rows, "libbpf-ringbuf", 1, 16);
+  const Row* low = find_row(rows, "perfbuf-every-record", 1, 16);
+  if (!pb) return;
+  std::printf("\ntargets (1 producer, 16-byte records):\n");
+  auto line = [](bool met, const std::string& text) {
+    std::printf("  [%s] %s\n", met ? "met" : "MISSED", text.c_str());
+  };
+  char buf[256];
+  const Figures& p = pb->figures;
+  if (ceiling) {
+    std::snprintf(buf, sizeof buf, "perfbuf at >= 90%% of ceiling with 0 lost: %.0f%%, %.0f lost",
+                  100 * *pb->ratio_to_ceiling, p.lost);
+    line(*pb->ratio_to_ceiling >= 0.9 && p.lost == 0, buf);
+  }
+  if (lib) {
+    const double x = p.consumed_per_s / std::max(lib->figures.consumed_per_s, 1.0);
+    std::snprintf(buf, sizeof buf, "perfbuf >= 10x libbpf-perfbuf: %.1fx", x);
+    line(x >= 10, buf);
+    std::snprintf(buf, sizeof buf, "perfbuf CPU per record <= half of libbpf-perfbuf: %.0f vs %.0f ns",
+                  p.cpu_ns_per_record, lib->figures.cpu_ns_per_record);
+    line(p.cpu_ns_per_record <= lib->figures.cpu_ns_per_record / 2, buf);
+  }
+  for (const Row* other : {tuned, ring}) {
+    if (!other) continue;
+    std::snprintf(buf, sizeof buf, "perfbuf ahead of %s: %.0f vs %.0f records/s",
+                  other->consumer.c_str(), p.consumed_per_s, other->figures.consumed_per_s);
+    line(p.consumed_per_s > other->figures.consumed_per_s, buf);
+  }
+  std::snprintf(buf, sizeof buf, "perfbuf p99 latency within its max_delay bound (%lld ms): %.1f us",
+                static_cast<long long>(bound.count()), p.p99_us);
+  line(p.p99_us <= bound.count() * 1000.0, buf);
+  if (low && lib) {
+    std::snprintf(buf, sizeof buf,
+                  "perfbuf-every-record p99 no worse than libbpf-perfbuf: %.1f vs %.1f us",
+                  low->figures.p99_us, lib->figures.p99_us);
+    line(low->figures.p99_us <= lib->figures.p99_us, buf);
+  }
+}
+
+// Draws consumed records/s and CPU ns per record for every consumer, one bar
+// per producer count, with gnuplot.
+void plot(const std::vector<Row>& rows, const BenchArgs& args) {
+  char dir_template[] = "/tmp/perfbuf-plot-XXXXXX";
+  const char* dir = mkdtemp(dir_template);
+  if (!dir) throw Error(errno, "mkdtemp for the plot data");
+  const std::string data = std::string(dir) + "/data.txt";
+  const std::string script = std::string(dir) + "/plot.gp";
+  const std::uint32_t size = args.sizes.front();
+  {
+    std::ofstream out(data);
+    out << "# consumer";
+    for (int p : args.producers) out << " rate_p" << p << " cpu_p" << p;
+    out << "\n";
+    for (const std::string& c : args.consumers) {
+      out << c;
+      for (int p : args.producers) {
+        const Row* r = find_row(rows, c, p, size);
+        out << " " << (r ? r->figures.consumed_per_s / 1e6 : 0) << " "
+            << (r ? r->figures.cpu_ns_per_record : 0);
+      }
+      out << "\n";
+    }
+  }
+  {
+    std::ofstream gp(script);
+    gp << "set terminal pngcairo size 1200,900 font ',10'\n"
+       << "set output '" << args.plot << "'\n"
+       << "set multiplot layout 2,1 title 'perfbuf bench: " << size << "-byte records, batch "
+       << args.batch << " (medians of " << args.rounds << " rounds)'\n"
+       << "set style data histograms\nset style histogram cluster gap 1\n"
+       << "set style fill solid 0.8 border -1\nset boxwidth 0.9\nset grid ytics\n"
+       << "set xtics rotate by -20 scale 0\nset key top right\nset yrange [0:*]\n"
+       << "set ylabel 'consumed (M records/s)'\nplot ";
+    for (std::size_t i = 0; i < args.producers.size(); ++i)
+      gp << (i ? ", " : "") << "'" << data << "' using " << 2 + 2 * i
+         << (i ? "" : ":xtic(1)") << " title '" << args.producers[i] << " producer"
+         << (args.producers[i] > 1 ? "s" : "") << "'";
+    gp << "\nset ylabel 'consumer CPU (ns per record)'\nset logscale y\nset yrange [1:*]\nplot ";
+    for (std::size_t i = 0; i < args.producers.size(); ++i)
+      gp << (i ? ", " : "") << "'" << data << "' using " << 3 + 2 * i
+         << (i ? "" : ":xtic(1)") << " title '" << args.producers[i] << " producer"
+         << (args.producers[i] > 1 ? "s" : "") << "'";
+    gp << "\nunset multiplot\n";
+  }
+  const std::string cmd = "gnuplot '" + script + "'";
+  const int rc = std::system(cmd.c_str());
+  std::remove(data.c_str());
+  std::remove(script.c_str());
+  ::rmdir(dir);
+  if (rc != 0)
+    throw Error(ENOENT, "gnuplot failed (exit " + std::to_string(rc) +
+                            "); install it with scripts/install-deps.sh (package gnuplot-nox)");
+}
+
+int run(const BenchArgs& args) {
+  const bool progress = isatty(STDERR_FILENO);
+  std::vector<Row> rows;
+  for (int producers : args.producers) {
+    for (std::uint32_t size : args.sizes) {
+      const Config config{producers, size};
+      std::map<std::string, std::vector<Figures>> runs;
+      for (int round = 0; round < args.rounds; ++round) {
+        // Interleave: each round starts with a different consumer.
+        std::vector<std::string> order = args.consumers;
+        std::rotate(order.begin(), order.begin() + round % order.size(), order.end());
+        for (const std::string& name : order) {
+          if (progress)
+            std::fprintf(stderr, "\rproducers %d, size %u, round %d/%d: %-22s", producers, size,
+                         round + 1, args.rounds, name.c_str());
+          runs[name].push_back(run_once(name, config, args));
+        }
+      }
+      if (progress) std::fprintf(stderr, "\r%80s\r", "");
+      const double ceiling = runs.count("ceiling") ? median(runs["ceiling"]).consumed_per_s : 0;
+      for (const std::string& name : args.consumers) {
+        Row row{name, config, median(runs[name]), std::nullopt};
+        if (ceiling > 0) row.ratio_to_ceiling = row.figures.consumed_per_s / ceiling;
+        rows.push_back(row);
+      }
+    }
+  }
+  if (args.json) {
+    print_json(rows, args);
+  } else {
+    std::printf("perfbuf bench on %u CPUs\n", std::thread::hardware_concurrency());
+    print_table(rows, args);
+    print_targets(rows, Options{}.max_delay);
+  }
+  std::fflush(stdout);
+  if (!args.plot.empty()) {
+    plot(rows, args);
+    std::fprintf(stderr, "plot written to %s\n", args.plot.c_str());
+  }
+  return 0;
+}
+
+}  // namespace
+
+int bench_main(int argc, char** argv) {
+  BenchArgs args;
+  if (const auto code = parse(argc, argv, args)) return *code;
+  try {
+    return run(args);
+  } catch (const Error& e) {
+    std::fflush(stdout);
+    std::fprintf(stderr, "\nperfbuf bench: %s\n", e.what());
+    return 1;
+  }
+}
+
+}  // namespace perfbuf::bench

@@ -1,0 +1,193 @@
+#include "consumers.h"
+
+#include <perfbuf/reader.h>
+
+#include <bpf/libbpf.h>
+#include <linux/perf_event.h>
+#include <sched.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cstring>
+
+namespace perfbuf::bench {
+
+void RecordSink::on_record(const void* data, std::size_t size) {
+  if (size < sizeof(bench_record)) {
+    ++malformed_;
+    return;
+  }
+  if (++records_ % kLatencyEvery != 0) return;
+  std::uint64_t emitted;
+  std::memcpy(&emitted, data, sizeof emitted);  // bench_record::time_ns
+  timespec now;
+  clock_gettime(CLOCK_MONOTONIC, &now);
+  const std::uint64_t now_ns = std::uint64_t(now.tv_sec) * 1000000000 + now.tv_nsec;
+  if (latencies_ns_.size() < latencies_ns_.capacity())
+    latencies_ns_.push_back(now_ns > emitted ? now_ns - emitted : 0);
+}
+
+namespace {
+
+using std::chrono::milliseconds;
+
+constexpr int kWaitMs = 100;
+
+// perfbuf's Reader with a given wakeup policy. With spin = true it is never
+// woken and reads in a tight loop: the ceiling.
+class PerfbufConsumer final : public Consumer {
+ public:
+  PerfbufConsumer(const BenchProgram& p, RecordSink& sink, std::size_t pages, Wakeup wakeup,
+                  bool spin)
+      : spin_(spin),
+        reader_(
+            p.perf_map(),
+            [&sink](const Sample& s) { sink.on_record(s.data.data(), s.data.size()); }, {},
+            Options{.pages_per_cpu = pages, .cpus = {}, .wakeup = wakeup,
+                    .max_delay = milliseconds(10), .timestamps = false}) {}
+
+  void step() override {
+    if (!spin_) {
+      check(reader_.poll(milliseconds(kWaitMs)));
+      return;
+    }
+    // Spin, but give the core to a producer that shares it when there is nothing to read.
+    const Result<std::size_t> n = reader_.consume();
+    check(n);
+    if (*n == 0) sched_yield();
+  }
+  void drain() override { check(reader_.consume()); }
+  std::uint64_t wakeups() const override { return reader_.total_stats().wakeups; }
+
+ private:
+  static void check(const Result<std::size_t>& r) {
+    if (!r && !r.interrupted()) throw r.error();
+  }
+  bool spin_;
+  Reader reader_;
+};
+
+Error libbpf_error(const char* call) {
+  const int err = errno;
+  return Error(err, std::string(call) + ": " + std::strerror(err));
+}
+
+// libbpf's perf buffer with its defaults: one wakeup per record.
+class LibbpfPerfConsumer final : public Consumer {
+ public:
+  LibbpfPerfConsumer(const BenchProgram& p, RecordSink& sink, std::size_t pages) {
+    pb_ = perf_buffer__new(bpf_map__fd(p.perf_map()), pages, on_sample, nullptr, &sink, nullptr);
+    if (!pb_) throw libbpf_error("perf_buffer__new");
+  }
+  ~LibbpfPerfConsumer() override { perf_buffer__free(pb_); }
+  void step() override {
+    const int n = perf_buffer__poll(pb_, kWaitMs);
+    if (n > 0) wakeups_ += n;  // libbpf returns the number of rings epoll reported
+  }
+  void drain() override { perf_buffer__consume(pb_); }
+  std::uint64_t wakeups() const override { return wakeups_; }
+
+ private:
+  static void on_sample(void* ctx, int, void* data, __u32 size) {
+    static_cast<RecordSink*>(ctx)->on_record(data, size);
+  }
+  perf_buffer* pb_ = nullptr;
+  std::uint64_t wakeups_ = 0;
+};
+
+// libbpf's raw perf buffer with perfbuf's default wakeup: a watermark at a
+// quarter of the ring, and the same 10 ms flush of records below it.
+class LibbpfPerfTunedConsumer final : public Consumer {
+ public:
+  LibbpfPerfTunedConsumer(const BenchProgram& p, RecordSink& sink, std::size_t pages) {
+    perf_event_attr attr{};
+    attr.size = sizeof attr;
+    attr.type = PERF_TYPE_SOFTWARE;
+    attr.config = PERF_COUNT_SW_BPF_OUTPUT;
+    attr.sample_type = PERF_SAMPLE_RAW;
+    attr.sample_period = 1;
+    attr.watermark = 1;
+    attr.wakeup_watermark = static_cast<__u32>(pages * sysconf(_SC_PAGESIZE) / 4);
+    pb_ = perf_buffer__new_raw(bpf_map__fd(p.perf_map()), pages, &attr, on_event, &sink, nullptr);
+    if (!pb_) throw libbpf_error("perf_buffer__new_raw");
+  }
+  ~LibbpfPerfTunedConsumer() override { perf_buffer__free(pb_); }
+  void step() override {
+    const int n = perf_buffer__poll(pb_, 10);
+    if (n > 0)
+      wakeups_ += n;
+    else
+      perf_buffer__consume(pb_);  // the flush: records below the watermark
+  }
+  void drain() override { perf_buffer__consume(pb_); }
+  std::uint64_t wakeups() const override { return wakeups_; }
+
+ private:
+  static bpf_perf_event_ret on_event(void* ctx, int, perf_event_header* h) {
+    if (h->type == PERF_RECORD_SAMPLE) {
+      struct Raw {
+        perf_event_header header;
+        std::uint32_t size;
+        char data[];
+      };
+      const Raw* raw = reinterpret_cast<const Raw*>(h);
+      static_cast<RecordSink*>(ctx)->on_record(raw->data, raw->size);
+    }
+    return LIBBPF_PERF_EVENT_CONT;
+  }
+  perf_buffer* pb_ = nullptr;
+  std::uint64_t wakeups_ = 0;
+};
+
+// libbpf's BPF ring buffer reader (the program writes into a RINGBUF map).
+class LibbpfRingbufConsumer final : public Consumer {
+ public:
+  LibbpfRingbufConsumer(const BenchProgram& p, RecordSink& sink) {
+    rb_ = ring_buffer__new(p.ringbuf_fd(), on_sample, &sink, nullptr);
+    if (!rb_) throw libbpf_error("ring_buffer__new");
+  }
+  ~LibbpfRingbufConsumer() override { ring_buffer__free(rb_); }
+  void step() override {
+    if (ring_buffer__poll(rb_, kWaitMs) > 0) ++wakeups_;
+  }
+  void drain() override { ring_buffer__consume(rb_); }
+  std::uint64_t wakeups() const override { return wakeups_; }
+
+ private:
+  static int on_sample(void* ctx, void* data, std::size_t size) {
+    static_cast<RecordSink*>(ctx)->on_record(data, size);
+    return 0;
+  }
+  ring_buffer* rb_ = nullptr;
+  std::uint64_t wakeups_ = 0;
+};
+
+}  // namespace
+
+const std::vector<std::string>& consumer_names() {
+  static const std::vector<std::string> names = {
+      "ceiling",         "perfbuf",        "perfbuf-every-record", "perfbuf-every-64",
+      "libbpf-perfbuf",  "libbpf-perfbuf-tuned", "libbpf-ringbuf"};
+  return names;
+}
+
+bool reads_ringbuf(std::string_view name) { return name == "libbpf-ringbuf"; }
+
+std::unique_ptr<Consumer> make_consumer(std::string_view name, const BenchProgram& program,
+                                        RecordSink& sink, std::size_t pages) {
+  if (name == "ceiling")
+    return std::make_unique<PerfbufConsumer>(program, sink, pages, Wakeup::every(1u << 30), true);
+  if (name == "perfbuf")
+    return std::make_unique<PerfbufConsumer>(program, sink, pages, Options{}.wakeup, false);
+  if (name == "perfbuf-every-record")
+    return std::make_unique<PerfbufConsumer>(program, sink, pages, Wakeup::every_record(), false);
+  if (name == "perfbuf-every-64")
+    return std::make_unique<PerfbufConsumer>(program, sink, pages, Wakeup::every(64), false);
+  if (name == "libbpf-perfbuf") return std::make_unique<LibbpfPerfConsumer>(program, sink, pages);
+  if (name == "libbpf-perfbuf-tuned")
+    return std::make_unique<LibbpfPerfTunedConsumer>(program, sink, pages);
+  if (name == "libbpf-ringbuf") return std::make_unique<LibbpfRingbufConsumer>(program, sink);
+  throw Error(EINVAL, "unknown consumer '" + std::string(name) + "'");
+}
+
+}  // namespace perfbuf::bench

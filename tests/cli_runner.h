@@ -1,0 +1,95 @@
+// Runs the perfbuf binary as a user would: a child process, output on pipes.
+#pragma once
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <optional>
+#include <regex>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace perfbuf::testing {
+
+// A child process running the perfbuf binary, stdout and stderr on pipes.
+class Cli {
+ public:
+  explicit Cli(std::vector<std::string> args) {
+    args.insert(args.begin(), PERFBUF_CLI);
+    int out[2], err[2];
+    if (pipe2(out, O_CLOEXEC) || pipe2(err, O_CLOEXEC)) throw std::runtime_error("pipe");
+    pid_ = fork();
+    if (pid_ == 0) {
+      dup2(out[1], STDOUT_FILENO);
+      dup2(err[1], STDERR_FILENO);
+      std::vector<char*> argv;
+      for (auto& a : args) argv.push_back(a.data());
+      argv.push_back(nullptr);
+      execv(argv[0], argv.data());
+      _exit(127);
+    }
+    close(out[1]);
+    close(err[1]);
+    out_ = fdopen(out[0], "r");
+    err_fd_ = err[0];
+  }
+  ~Cli() {
+    if (pid_ > 0) {
+      kill(pid_, SIGKILL);
+      waitpid(pid_, nullptr, 0);
+    }
+    if (out_) fclose(out_);
+    if (err_fd_ >= 0) close(err_fd_);
+  }
+
+  std::optional<std::string> read_line() {
+    char* line = nullptr;
+    size_t cap = 0;
+    const ssize_t n = getline(&line, &cap, out_);
+    std::optional<std::string> s;
+    if (n >= 0) s = std::string(line, n);
+    free(line);
+    return s;
+  }
+  void signal(int sig) { kill(pid_, sig); }
+
+  // Waits for exit; returns the exit code and collects the remaining output.
+  int wait(std::string& out, std::string& err) {
+    while (auto l = read_line()) out += *l;
+    char buf[4096];
+    for (ssize_t n; (n = read(err_fd_, buf, sizeof buf)) > 0;) err.append(buf, n);
+    int status = 0;
+    waitpid(pid_, &status, 0);
+    pid_ = -1;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  }
+
+ private:
+  pid_t pid_ = -1;
+  FILE* out_ = nullptr;
+  int err_fd_ = -1;
+};
+
+inline int run_cli(std::vector<std::string> args, std::string& out, std::string& err) {
+  Cli cli(std::move(args));
+  return cli.wait(out, err);
+}
+
+inline std::optional<long long> json_number(const std::string& text, const std::string& key) {
+  std::smatch m;
+  if (!std::regex_search(text, m, std::regex("\"" + key + "\":(-?[0-9.]+)"))) return std::nullopt;
+  return std::stoll(m[1]);
+}
+
+inline std::string last_line(const std::string& text) {
+  const auto end = text.find_last_not_of('\n');
+  const auto start = text.rfind('\n', end);
+  return text.substr(start == std::string::npos ? 0 : start + 1, end - start);
+}
+
+}  // namespace perfbuf::testing
