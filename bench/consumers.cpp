@@ -37,14 +37,12 @@ constexpr int kWaitMs = 100;
 // woken and reads in a tight loop: the ceiling.
 class PerfbufConsumer final : public Consumer {
  public:
-  PerfbufConsumer(const BenchProgram& p, RecordSink& sink, std::size_t pages, Wakeup wakeup,
-                  bool spin)
+  PerfbufConsumer(const BenchProgram& p, RecordSink& sink, Options options, bool spin)
       : spin_(spin),
         reader_(
             p.perf_map(),
             [&sink](const Sample& s) { sink.on_record(s.data.data(), s.data.size()); }, {},
-            Options{.pages_per_cpu = pages, .cpus = {}, .wakeup = wakeup,
-                    .max_delay = milliseconds(10), .timestamps = false}) {}
+            std::move(options)) {}
 
   void step() override {
     if (!spin_) {
@@ -166,8 +164,8 @@ class LibbpfRingbufConsumer final : public Consumer {
 
 const std::vector<std::string>& consumer_names() {
   static const std::vector<std::string> names = {
-      "ceiling",         "perfbuf",        "perfbuf-every-record", "perfbuf-every-64",
-      "libbpf-perfbuf",  "libbpf-perfbuf-tuned", "libbpf-ringbuf"};
+      "ceiling",        "perfbuf",        "perfbuf-every-record", "perfbuf-every-64",
+      "perfbuf-low-latency", "libbpf-perfbuf", "libbpf-perfbuf-tuned", "libbpf-ringbuf"};
   return names;
 }
 
@@ -175,14 +173,20 @@ bool reads_ringbuf(std::string_view name) { return name == "libbpf-ringbuf"; }
 
 std::unique_ptr<Consumer> make_consumer(std::string_view name, const BenchProgram& program,
                                         RecordSink& sink, std::size_t pages) {
-  if (name == "ceiling")
-    return std::make_unique<PerfbufConsumer>(program, sink, pages, Wakeup::every(1u << 30), true);
-  if (name == "perfbuf")
-    return std::make_unique<PerfbufConsumer>(program, sink, pages, Options{}.wakeup, false);
-  if (name == "perfbuf-every-record")
-    return std::make_unique<PerfbufConsumer>(program, sink, pages, Wakeup::every_record(), false);
-  if (name == "perfbuf-every-64")
-    return std::make_unique<PerfbufConsumer>(program, sink, pages, Wakeup::every(64), false);
+  const auto perfbuf = [&](Wakeup wakeup, std::chrono::microseconds busy_poll, bool spin) {
+    Options o;
+    o.pages_per_cpu = pages;
+    o.wakeup = wakeup;
+    o.busy_poll = busy_poll;
+    return std::make_unique<PerfbufConsumer>(program, sink, std::move(o), spin);
+  };
+  const std::chrono::microseconds no_spin{0};
+  if (name == "ceiling") return perfbuf(Wakeup::every(1u << 30), no_spin, true);
+  if (name == "perfbuf") return perfbuf(Options{}.wakeup, no_spin, false);
+  if (name == "perfbuf-every-record") return perfbuf(Wakeup::every_record(), no_spin, false);
+  if (name == "perfbuf-every-64") return perfbuf(Wakeup::every(64), no_spin, false);
+  if (name == "perfbuf-low-latency")
+    return perfbuf(Wakeup::every_record(), std::chrono::microseconds(50), false);
   if (name == "libbpf-perfbuf") return std::make_unique<LibbpfPerfConsumer>(program, sink, pages);
   if (name == "libbpf-perfbuf-tuned")
     return std::make_unique<LibbpfPerfTunedConsumer>(program, sink, pages);

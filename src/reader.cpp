@@ -48,6 +48,8 @@ void validate(const Options& o) {
   }
   if (o.max_delay.count() <= 0)
     throw bad_option("max_delay must be positive (it bounds how long a record can wait)");
+  if (o.busy_poll.count() < 0 || o.busy_poll > std::chrono::seconds(1))
+    throw bad_option("busy_poll must be from 0 (off) to 1 s");
   for (std::size_t i = 0; i < o.cpus.size(); ++i) {
     if (o.cpus[i] < 0) throw bad_option("cpus holds a negative CPU id");
     if (std::find(o.cpus.begin(), o.cpus.begin() + i, o.cpus[i]) != o.cpus.begin() + i)
@@ -108,6 +110,11 @@ struct Reader::Impl {
 
   Result<std::size_t> drain(Ring& ring, bool& stopped);
   Result<std::size_t> drain_all();
+  bool any_readable() const {
+    for (const Ring& r : rings)
+      if (r.parser.readable() != 0) return true;
+    return false;
+  }
 };
 
 Result<std::size_t> Reader::Impl::drain(Ring& ring, bool& stopped) {
@@ -209,6 +216,14 @@ Result<std::size_t> Reader::poll(std::chrono::milliseconds timeout) {
   clock::time_point now = clock::now();
   const clock::time_point deadline = forever ? clock::time_point::max() : now + timeout;
   for (;;) {
+    if (s.options.busy_poll.count() > 0) {
+      const clock::time_point spin_end = std::min(deadline, now + s.options.busy_poll);
+      while (!s.any_readable() && now < spin_end) now = clock::now();
+      if (s.any_readable()) {
+        s.last_flush = now;
+        return s.drain_all();
+      }
+    }
     const clock::time_point next_flush = s.last_flush + s.options.max_delay;
     const auto wait_ms =
         std::chrono::ceil<std::chrono::milliseconds>(std::min(deadline, next_flush) - now).count();

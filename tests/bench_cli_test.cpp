@@ -37,7 +37,7 @@ TEST(BenchCli, SmokeRunReportsEveryConsumerAndDrawsThePlot) {
             0)
       << err;
   for (const char* consumer : {"ceiling", "perfbuf", "perfbuf-every-record", "perfbuf-every-64",
-                               "libbpf-perfbuf", "libbpf-perfbuf-tuned", "libbpf-ringbuf"}) {
+                               "perfbuf-low-latency", "libbpf-perfbuf", "libbpf-perfbuf-tuned", "libbpf-ringbuf"}) {
     const std::string key = std::string("{\"consumer\":\"") + consumer + "\"";
     const auto at = out.find(key);
     ASSERT_NE(at, std::string::npos) << consumer << " missing in\n" << out;

@@ -199,6 +199,22 @@ TEST(ReaderKernel, RecordsBelowTheWakeupThresholdArriveWithinMaxDelay) {
   EXPECT_EQ(got.events.size(), 1u);
 }
 
+TEST(ReaderKernel, BusyPollFindsRecordsWithoutAWakeup) {
+  REQUIRE_BPF();
+  WriteTracer tracer({});
+  Received got;
+  // Never woken, never flushed within the test: only the busy poll can find the record.
+  Reader reader(tracer.events_map(), got.sample_handler(), {},
+                Options{.pages_per_cpu = 8, .wakeup = Wakeup::every(1000000),
+                        .max_delay = std::chrono::minutes(1),
+                        .busy_poll = std::chrono::milliseconds(100)});
+  ASSERT_EQ(fire_on_cpu(tracer.raw_tracepoint_fd(), 0), 0);
+  const auto r = reader.poll(milliseconds(2000));
+  ASSERT_TRUE(r.ok()) << r.error().what();
+  EXPECT_EQ(*r, 1u);
+  EXPECT_EQ(reader.total_stats().wakeups, 0u);
+}
+
 TEST(ReaderKernel, PollTimesOutWithZeroWhenNothingArrives) {
   REQUIRE_BPF();
   WriteTracer tracer({});
@@ -331,6 +347,9 @@ TEST(ReaderOptions, RejectsBadWakeupAndDelay) {
   Options no_delay;
   no_delay.max_delay = milliseconds(0);
   EXPECT_THROW(build(no_delay), Error);
+  Options spin_forever;
+  spin_forever.busy_poll = std::chrono::seconds(2);
+  EXPECT_THROW(build(spin_forever), Error);
   Options twice;
   twice.cpus = {0, 0};
   EXPECT_THROW(build(twice), Error);

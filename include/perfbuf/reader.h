@@ -110,6 +110,11 @@ struct Options {
   // it was written, as long as the application is in poll() (or calls consume()
   // that often from its own loop).
   std::chrono::milliseconds max_delay{10};
+  // Low-latency option: before sleeping, poll() watches the rings for up to
+  // this long and handles records that arrive meanwhile without waiting for a
+  // wakeup to be scheduled. Costs CPU: the reader spins for busy_poll every
+  // time traffic pauses. Pair it with Wakeup::every_record(). 0: off.
+  std::chrono::microseconds busy_poll{0};
   // Ask the kernel for a timestamp per record (PERF_SAMPLE_TIME) in Sample::time_ns.
   bool timestamps = false;
 };
