@@ -38,7 +38,8 @@ constexpr const char* kUsage =
     "  --batch N         records per system call, 1..64 (default 1)\n"
     "  --duration SEC    seconds per run (default 2)\n"
     "  --rounds N        runs per consumer and configuration (default 3)\n"
-    "  --pages N         data pages per perf ring, a power of two (default 64);\n"
+    "  --pages N         data pages per perf ring, a power of two (default: perfbuf's\n"
+    "                    default, 512 KiB worth);\n"
     "                    the ring buffer gets the same total size\n"
     "  --consumers LIST  which consumers (default all):\n"
     "                    ceiling, perfbuf, perfbuf-every-record, perfbuf-every-64,\n"
@@ -54,7 +55,7 @@ struct BenchArgs {
   std::uint32_t batch = 1;
   double duration_s = 2;
   int rounds = 3;
-  std::size_t pages = 64;
+  std::size_t pages = default_pages_per_cpu();
   std::vector<std::string> consumers = consumer_names();
   bool json = false;
   std::string plot;

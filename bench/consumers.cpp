@@ -8,6 +8,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 
 namespace perfbuf::bench {
@@ -93,8 +94,8 @@ class LibbpfPerfConsumer final : public Consumer {
   std::uint64_t wakeups_ = 0;
 };
 
-// libbpf's raw perf buffer with perfbuf's default wakeup: a watermark at a
-// quarter of the ring, and the same 10 ms flush of records below it.
+// libbpf's raw perf buffer with perfbuf's default wakeup: a watermark at
+// min(64 KiB, a quarter of the ring), and the same 10 ms flush of records below it.
 class LibbpfPerfTunedConsumer final : public Consumer {
  public:
   LibbpfPerfTunedConsumer(const BenchProgram& p, RecordSink& sink, std::size_t pages) {
@@ -105,7 +106,8 @@ class LibbpfPerfTunedConsumer final : public Consumer {
     attr.sample_type = PERF_SAMPLE_RAW;
     attr.sample_period = 1;
     attr.watermark = 1;
-    attr.wakeup_watermark = static_cast<__u32>(pages * sysconf(_SC_PAGESIZE) / 4);
+    const std::size_t ring = pages * static_cast<std::size_t>(sysconf(_SC_PAGESIZE));
+    attr.wakeup_watermark = static_cast<__u32>(std::min<std::size_t>(ring / 4, 64 * 1024));
     pb_ = perf_buffer__new_raw(bpf_map__fd(p.perf_map()), pages, &attr, on_event, &sink, nullptr);
     if (!pb_) throw libbpf_error("perf_buffer__new_raw");
   }

@@ -13,6 +13,10 @@ namespace perfbuf {
 
 std::vector<int> online_cpus() { return sys::read_cpu_list("/sys/devices/system/cpu/online"); }
 
+std::size_t default_pages_per_cpu() {
+  return std::max<std::size_t>(1, kDefaultRingBytes / sys::page_size());
+}
+
 namespace {
 
 // Data area bytes the reader accepts per ring: large enough for any real use,
@@ -23,12 +27,14 @@ constexpr std::size_t kMaxRecordBytes = 65535;
 
 Error bad_option(const std::string& what) { return Error(EINVAL, "perfbuf::Options: " + what); }
 
-void validate(const Options& o) {
+// Checks every option; fills in the defaults that depend on the machine.
+void resolve_and_validate(Options& o) {
+  if (o.pages_per_cpu == 0) o.pages_per_cpu = default_pages_per_cpu();
   const std::size_t pages = o.pages_per_cpu;
-  if (pages == 0 || (pages & (pages - 1)) != 0)
+  if ((pages & (pages - 1)) != 0)
     throw bad_option("pages_per_cpu = " + std::to_string(pages) +
-                     " must be a power of two (1, 2, 4, ... 64 ...); the kernel maps "
-                     "rings only in such sizes");
+                     " must be a power of two (1, 2, 4, ... 128 ...) or 0 for the default; "
+                     "the kernel maps rings only in such sizes");
   if (pages > kMaxRingBytes / sys::page_size())
     throw bad_option("pages_per_cpu = " + std::to_string(pages) + " is over the limit of " +
                      std::to_string(kMaxRingBytes / sys::page_size()) + " pages (1 GiB) per CPU");
@@ -73,8 +79,9 @@ perf_event_attr ring_attr(const Options& o, std::size_t ring_bytes) {
       break;
     case Wakeup::Mode::watermark_bytes:
       attr.watermark = 1;
-      attr.wakeup_watermark = o.wakeup.value ? o.wakeup.value
-                                             : static_cast<std::uint32_t>(ring_bytes / 4);
+      attr.wakeup_watermark =
+          o.wakeup.value ? o.wakeup.value
+                         : static_cast<std::uint32_t>(std::min<std::size_t>(ring_bytes / 4, 64 * 1024));
       break;
   }
   return attr;
@@ -160,7 +167,7 @@ Reader::Reader(const bpf_map* map, SampleHandler on_sample, LostHandler on_lost,
 Reader::Reader(int map_fd, SampleHandler on_sample, LostHandler on_lost, Options options)
     : impl_(std::make_unique<Impl>()) {
   Impl& s = *impl_;
-  validate(options);
+  resolve_and_validate(options);
   if (!on_sample) throw Error(EINVAL, "perfbuf::Reader: a sample handler is required");
   s.options = std::move(options);
   s.on_sample = std::move(on_sample);

@@ -81,6 +81,15 @@ TEST(ReaderKernel, EveryOnlineCpuDeliversToItsOwnRing) {
   for (const CpuStats& s : reader.stats()) EXPECT_EQ(s.records, 1u) << "cpu " << s.cpu;
 }
 
+TEST(ReaderKernel, DefaultRingIsHalfAMebibyteWhateverThePageSize) {
+  REQUIRE_BPF();
+  WriteTracer tracer({});
+  Reader reader(tracer.events_map(), [](const Sample&) {});
+  EXPECT_EQ(reader.options().pages_per_cpu, default_pages_per_cpu());
+  EXPECT_EQ(reader.ring_bytes(),
+            std::max<std::size_t>(kDefaultRingBytes, static_cast<std::size_t>(getpagesize())));
+}
+
 TEST(ReaderKernel, ChildDoingKWritesYieldsExactlyKEvents) {
   REQUIRE_BPF();
   constexpr int kWrites = 1000;
@@ -320,7 +329,7 @@ TEST(ReaderKernel, RejectsAnInvalidFd) {
 }
 
 TEST(ReaderOptions, RejectsBadPageCounts) {
-  for (std::size_t pages : {0, 3, 100}) {
+  for (std::size_t pages : {3, 100, 1000}) {
     try {
       Reader reader(-1, [](const Sample&) {}, {},
                     Options{.pages_per_cpu = pages});

@@ -28,7 +28,8 @@ constexpr const char* kUsage =
     "                   auto tries them in that order and says which it used\n"
     "  --duration SEC   stop after SEC seconds (default: run until Ctrl-C)\n"
     "  --pid PID        only count writes by process PID\n"
-    "  --pages N        ring size per CPU in pages, a power of two (default 64)\n"
+    "  --pages N        ring size per CPU in pages, a power of two\n"
+    "                   (default: 512 KiB worth of pages)\n"
     "  --events         print every event: time, cpu, pid, tid\n"
     "  --json           one JSON object per line instead of text\n"
     "  -h, --help       this text\n";
@@ -40,7 +41,7 @@ struct TraceArgs {
   AttachMode attach = AttachMode::automatic;
   double duration_s = 0;  // 0: until a signal
   std::uint32_t pid = 0;
-  std::size_t pages = 64;
+  std::size_t pages = 0;  // 0: the library default
   bool events = false;
   bool json = false;
 };
@@ -155,13 +156,18 @@ int run(const TraceArgs& args) {
   };
   // The rings exist before the program is attached, so no record is missed.
   Reader reader(tracer.events_map(), on_sample, {},
-                Options{.pages_per_cpu = args.pages, .cpus = {}, .wakeup = {}, .max_delay = std::chrono::milliseconds(10), .timestamps = args.events});
+                [&] {
+                  Options o;
+                  o.pages_per_cpu = args.pages;
+                  o.timestamps = args.events;
+                  return o;
+                }());
   std::vector<std::string> notes;
   const AttachMode mode = tracer.attach(args.attach, notes);
 
   if (args.json) {
     std::printf("{\"type\":\"start\",\"attach\":\"%s\",\"cpus\":%zu,\"pages\":%zu}\n",
-                to_string(mode), reader.ring_count(), args.pages);
+                to_string(mode), reader.ring_count(), reader.options().pages_per_cpu);
   } else {
     for (const std::string& n : notes) std::printf("skipped %s\n", n.c_str());
     std::printf("tracing write(2) via %s on %zu CPUs%s; Ctrl-C to stop\n", to_string(mode),

@@ -92,15 +92,21 @@ struct Wakeup {
   static constexpr Wakeup every_record() { return {Mode::every_record, 1}; }
   // After every n records on a ring.
   static constexpr Wakeup every(std::uint32_t n) { return {Mode::every_n_records, n}; }
-  // After `bytes` have been written to a ring since its last wakeup; 0 means a
-  // quarter of the ring. The default: wakeups stay rare under load, and the
-  // ring is far from full when the reader runs.
+  // After `bytes` have been written to a ring since its last wakeup; 0 means
+  // min(64 KiB, a quarter of the ring). The default: wakeups stay rare under
+  // load (one per ~2000 small records), and the ring is far from full when the
+  // reader runs, which leaves room for a reader that is late to be scheduled.
   static constexpr Wakeup watermark(std::uint32_t bytes) { return {Mode::watermark_bytes, bytes}; }
 };
 
+// The ring size per CPU when Options::pages_per_cpu is 0.
+inline constexpr std::size_t kDefaultRingBytes = 512 * 1024;
+
 struct Options {
-  // Data pages per ring (a power of two); the ring maps one more page for control.
-  std::size_t pages_per_cpu = 64;
+  // Data pages per ring (a power of two); the ring maps one more page for
+  // control. 0: 512 KiB worth of pages (kDefaultRingBytes), whatever the page
+  // size, so 64 KiB-page systems do not get 16 times the memory.
+  std::size_t pages_per_cpu = 0;
   // CPU ids to read; empty: every online CPU. Each ring goes at key = CPU id.
   std::vector<int> cpus;
   Wakeup wakeup = Wakeup::watermark(0);
@@ -130,6 +136,9 @@ struct CpuStats {
 
 // The online CPU ids, from /sys/devices/system/cpu/online (may be sparse).
 std::vector<int> online_cpus();
+
+// The data pages per ring that Options::pages_per_cpu = 0 stands for on this machine.
+std::size_t default_pages_per_cpu();
 
 class Reader {
  public:
