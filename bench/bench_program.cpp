@@ -13,6 +13,7 @@
 #include <string>
 
 #include "bench_producer.skel.h"
+#include "bpf_load.h"
 
 namespace perfbuf::bench {
 
@@ -33,9 +34,11 @@ BenchProgram::BenchProgram(const ProgramConfig& config) {
   skel_->rodata->use_ringbuf = config.ringbuf;
   if (config.ringbuf_bytes)
     bpf_map__set_max_entries(skel_->maps.ringbuf, static_cast<__u32>(config.ringbuf_bytes));
-  if (const int err = bench_producer__load(skel_); err) {
+  try {
+    tools::load_bpf_object("bench_producer", [this] { return bench_producer__load(skel_); });
+  } catch (...) {
     bench_producer__destroy(skel_);
-    throw Error(-err, std::string("load BPF object bench_producer: ") + std::strerror(-err));
+    throw;
   }
   link_ = bpf_program__attach_raw_tracepoint(skel_->progs.produce, "sys_enter");
   if (!link_) {

@@ -9,10 +9,9 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <cstdarg>
-#include <cstdio>
 #include <cstring>
 
+#include "bpf_load.h"
 #include "write_events.skel.h"
 
 namespace perfbuf::tools {
@@ -28,25 +27,6 @@ constexpr const char* kWriteFunction = "__arm64_sys_write";
 #else
 constexpr const char* kWriteFunction = "ksys_write";
 #endif
-
-// libbpf's messages are collected here while we load and attach, so that an
-// expected failure (no kprobes) is reported once, in our words, and a real one
-// (the verifier's log) can be shown in full.
-std::string g_libbpf_log;
-
-int collect_libbpf_log(libbpf_print_level level, const char* fmt, va_list args) {
-  if (level == LIBBPF_DEBUG) return 0;
-  char line[4096];
-  const int n = std::vsnprintf(line, sizeof line, fmt, args);
-  g_libbpf_log += line;
-  return n;
-}
-
-struct LogCapture {
-  libbpf_print_fn_t previous;
-  LogCapture() : previous(libbpf_set_print(collect_libbpf_log)) { g_libbpf_log.clear(); }
-  ~LogCapture() { libbpf_set_print(previous); }
-};
 
 bool path_exists(const char* path) {
   struct stat st;
@@ -73,19 +53,17 @@ std::optional<AttachMode> parse_attach_mode(std::string_view text) {
 }
 
 WriteTracer::WriteTracer(Filter filter) {
-  LogCapture capture;
   skel_ = write_events__open();
-  if (!skel_) throw Error(errno, "open BPF object write_events: " + g_libbpf_log);
+  if (!skel_) throw Error(errno, "open BPF object write_events: " + std::string(std::strerror(errno)));
   skel_->rodata->target_tgid = filter.only_tgid;
   skel_->rodata->ignore_tgid = filter.ignore_tgid;
   skel_->rodata->write_syscall_nr = SYS_write;
-  if (const int err = write_events__load(skel_); err) {
-    const int errnum = -err;
+  try {
+    load_bpf_object("write_events", [this] { return write_events__load(skel_); });
+  } catch (...) {
     write_events__destroy(skel_);
     skel_ = nullptr;
-    std::string msg = "load BPF object write_events: " + std::string(std::strerror(errnum));
-    if (errnum == EPERM || errnum == EACCES) msg += " (needs root, or CAP_BPF and CAP_PERFMON)";
-    throw Error(errnum, msg + "\n" + g_libbpf_log);
+    throw;
   }
 }
 
@@ -95,7 +73,7 @@ WriteTracer::~WriteTracer() {
 }
 
 bool WriteTracer::try_attach(AttachMode mode, std::string& why) {
-  LogCapture capture;
+  LibbpfLog quiet;  // the reason goes into `why`, in our words
   switch (mode) {
     case AttachMode::kprobe:
       link_ = bpf_program__attach_kprobe(skel_->progs.write_kprobe, false, kWriteFunction);
