@@ -9,6 +9,7 @@
 #include <bit>
 #include <chrono>
 #include <cmath>
+#include <cstring>
 #include <cstdio>
 #include <exception>
 #include <fstream>
@@ -369,7 +370,7 @@ void print_targets(const std::vector<Row>& rows, std::chrono::milliseconds bound
 void plot(const std::vector<Row>& rows, const BenchArgs& args) {
   char dir_template[] = "/tmp/perfbuf-plot-XXXXXX";
   const char* dir = mkdtemp(dir_template);
-  if (!dir) throw Error(errno, "mkdtemp for the plot data");
+  if (!dir) throw Error(errno, "mkdtemp for the plot data: " + std::string(std::strerror(errno)));
   const std::string data = std::string(dir) + "/data.txt";
   const std::string script = std::string(dir) + "/plot.gp";
   const std::uint32_t size = args.sizes.front();

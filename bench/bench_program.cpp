@@ -26,7 +26,7 @@ void trigger() { ::syscall(kTriggerSyscall, 0); }
 
 BenchProgram::BenchProgram(const ProgramConfig& config) {
   skel_ = bench_producer__open();
-  if (!skel_) throw Error(errno, "open BPF object bench_producer");
+  if (!skel_) throw Error(errno, "open BPF object bench_producer: " + std::string(std::strerror(errno)));
   skel_->rodata->producer_tgid = static_cast<__u32>(getpid());
   skel_->rodata->trigger_syscall_nr = kTriggerSyscall;
   skel_->rodata->record_size = config.record_size;

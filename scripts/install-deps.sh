@@ -9,6 +9,7 @@ packages=(
   libbpf-dev bpftool                # loading BPF objects, skeletons
   libelf-dev zlib1g-dev             # libbpf's own dependencies
   libgtest-dev libbenchmark-dev     # tests and microbenchmarks
+  libclang-rt-14-dev                # sanitizer and libFuzzer runtimes for clang
   gnuplot-nox                       # perfbuf bench --plot
 )
 

@@ -42,7 +42,7 @@ const char* hint(int errnum) {
 }  // namespace
 
 Error make_error(int errnum, const std::string& call) {
-  std::string msg = call;
+  std::string msg = call + ": " + std::strerror(errnum);
   if (const char* h = hint(errnum)) msg += std::string(" (") + h + ")";
   return Error(errnum, msg);
 }
@@ -107,6 +107,12 @@ Fd perf_event_open(perf_event_attr& attr, int cpu) {
       throw Error(err, call + ": cpu " + std::to_string(cpu) +
                            " is offline or does not exist, or the kernel lacks "
                            "PERF_COUNT_SW_BPF_OUTPUT");
+    if (err == EACCES || err == EPERM) {
+      std::string paranoid = "?";
+      std::ifstream("/proc/sys/kernel/perf_event_paranoid") >> paranoid;
+      throw Error(err, call + ": a system-wide perf event needs root or CAP_PERFMON "
+                              "(kernel.perf_event_paranoid is " + paranoid + ")");
+    }
     throw make_error(err, call);
   }
   return Fd(fd);
@@ -156,7 +162,7 @@ MapInfo map_info(int map_fd) {
     const int err = errno;
     if (err == EINVAL || err == EBADF)
       throw Error(err, "bpf(OBJ_GET_INFO_BY_FD): fd " + std::to_string(map_fd) +
-                           " is not a BPF map");
+                           " is not a BPF map: pass the fd of a loaded PERF_EVENT_ARRAY map");
     throw make_error(err, "bpf(OBJ_GET_INFO_BY_FD, map fd " + std::to_string(map_fd) + ")");
   }
   return {info.type, info.max_entries, info.name};

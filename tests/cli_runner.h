@@ -8,6 +8,7 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <functional>
 #include <optional>
 #include <regex>
 #include <stdexcept>
@@ -19,7 +20,8 @@ namespace perfbuf::testing {
 // A child process running the perfbuf binary, stdout and stderr on pipes.
 class Cli {
  public:
-  explicit Cli(std::vector<std::string> args) {
+  // in_child runs in the child just before exec (e.g. to change its mount namespace).
+  explicit Cli(std::vector<std::string> args, const std::function<void()>& in_child = {}) {
     args.insert(args.begin(), PERFBUF_CLI);
     int out[2], err[2];
     if (pipe2(out, O_CLOEXEC) || pipe2(err, O_CLOEXEC)) throw std::runtime_error("pipe");
@@ -27,6 +29,7 @@ class Cli {
     if (pid_ == 0) {
       dup2(out[1], STDOUT_FILENO);
       dup2(err[1], STDERR_FILENO);
+      if (in_child) in_child();
       std::vector<char*> argv;
       for (auto& a : args) argv.push_back(a.data());
       argv.push_back(nullptr);
@@ -57,6 +60,7 @@ class Cli {
     return s;
   }
   void signal(int sig) { kill(pid_, sig); }
+  pid_t pid() const { return pid_; }
 
   // Waits for exit; returns the exit code and collects the remaining output.
   int wait(std::string& out, std::string& err) {

@@ -47,10 +47,12 @@ void load_bpf_object(const std::string& name, const std::function<int()>& load) 
   if (err == 0) return;
   const int errnum = err < 0 ? -err : err;
   std::string msg = "load BPF object " + name + ": " + std::strerror(errnum);
-  if (errnum == EPERM || errnum == EACCES)
-    msg += " (needs root, or CAP_BPF and CAP_PERFMON; if this is the verifier rejecting a "
-           "program, its log follows)";
-  throw Error(errnum, msg + "\n" + log.text());
+  if (errnum == EPERM) {
+    // The kernel refused the bpf() call itself: libbpf's log adds only guesses.
+    throw Error(errnum, msg + ": needs root, or CAP_BPF and CAP_PERFMON");
+  }
+  if (errnum == EACCES || errnum == EINVAL) msg += ": the kernel's verifier rejected a program";
+  throw Error(errnum, msg + "; libbpf's log:\n" + log.text());
 }
 
 }  // namespace perfbuf::tools

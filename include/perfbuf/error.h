@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cerrno>
+#include <stdexcept>
 #include <string>
 #include <system_error>
 #include <utility>
@@ -10,15 +11,19 @@
 namespace perfbuf {
 
 // Thrown when a reader cannot be built, returned (inside Result) when a poll fails.
-// what() reads like "perf_event_open(cpu 3): Permission denied: needs root or CAP_PERFMON".
-class Error : public std::system_error {
+// what() says what failed and what to do, e.g. "perf_event_open(cpu 3): a
+// system-wide perf event needs root or CAP_PERFMON (...)"; errnum() is the errno.
+class Error : public std::runtime_error {
  public:
-  Error(int errnum, const std::string& message)
-      : std::system_error(errnum, std::generic_category(), message) {}
+  Error(int errnum, const std::string& message) : std::runtime_error(message), errnum_(errnum) {}
 
-  int errnum() const noexcept { return code().value(); }
+  int errnum() const noexcept { return errnum_; }
+  std::error_code code() const noexcept { return {errnum_, std::generic_category()}; }
   // A signal interrupted the wait (e.g. Ctrl-C): exit cleanly, this is not a failure.
-  bool interrupted() const noexcept { return errnum() == EINTR; }
+  bool interrupted() const noexcept { return errnum_ == EINTR; }
+
+ private:
+  int errnum_;
 };
 
 // A value or the Error that prevented it. Used on hot paths where throwing is not wanted.

@@ -1,0 +1,111 @@
+// What a user sees when something is missing: privileges, tracefs. Each case
+// runs in a child process that takes the thing away from itself.
+#include <gtest/gtest.h>
+
+#include <perfbuf/reader.h>
+
+#include <bpf/bpf.h>
+#include <grp.h>
+#include <sched.h>
+#include <sys/mount.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <string>
+
+#include "bpf_support.h"
+#include "cli_runner.h"
+#include "write_tracer.h"
+
+namespace perfbuf {
+namespace {
+
+using testing::Cli;
+
+// Runs fn in a child process and returns what it wrote to the string.
+std::string in_child(const std::function<std::string()>& fn) {
+  int out[2];
+  if (pipe(out) != 0) throw std::runtime_error("pipe");
+  const pid_t pid = fork();
+  if (pid == 0) {
+    close(out[0]);
+    const std::string text = fn();
+    if (write(out[1], text.data(), text.size()) < 0) _exit(2);
+    _exit(0);
+  }
+  close(out[1]);
+  std::string text;
+  char buf[4096];
+  for (ssize_t n; (n = read(out[0], buf, sizeof buf)) > 0;) text.append(buf, n);
+  close(out[0]);
+  waitpid(pid, nullptr, 0);
+  return text;
+}
+
+void drop_privileges() {
+  if (setgroups(0, nullptr) != 0 || setresgid(65534, 65534, 65534) != 0 ||
+      setresuid(65534, 65534, 65534) != 0)
+    _exit(3);
+}
+
+TEST(FailureModes, WithoutPrivilegesEachStepSaysWhatIsNeeded) {
+  REQUIRE_BPF();
+  // Made while privileged, used after the privileges are gone.
+  const int map = bpf_map_create(BPF_MAP_TYPE_PERF_EVENT_ARRAY, "unpriv", 4, 4, 64, nullptr);
+  ASSERT_GE(map, 0);
+  const std::string report = in_child([map] {
+    drop_privileges();
+    std::string r;
+    try {
+      tools::WriteTracer tracer({});
+      r += "tracer: loaded\n";
+    } catch (const Error& e) {
+      r += "tracer: " + std::to_string(e.errnum()) + " " + e.what() + "\n";
+    }
+    try {
+      Reader reader(map, [](const Sample&) {});
+      r += "reader: built\n";
+    } catch (const Error& e) {
+      r += "reader: " + std::to_string(e.errnum()) + " " + e.what() + "\n";
+    }
+    return r;
+  });
+  close(map);
+  EXPECT_NE(report.find("tracer: " + std::to_string(EPERM) + " load BPF object write_events"),
+            std::string::npos)
+      << report;
+  EXPECT_NE(report.find("needs root, or CAP_BPF and CAP_PERFMON"), std::string::npos) << report;
+  EXPECT_NE(report.find("reader: " + std::to_string(EACCES) + " perf_event_open(cpu"),
+            std::string::npos)
+      << report;
+  EXPECT_NE(report.find("needs root or CAP_PERFMON"), std::string::npos) << report;
+}
+
+// In a private mount namespace, hide /sys/kernel behind an empty read-only
+// tmpfs: tracefs is not there and cannot be mounted.
+void without_tracefs() {
+  if (unshare(CLONE_NEWNS) != 0 || mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0 ||
+      mount("none", "/sys/kernel", "tmpfs", MS_RDONLY, "size=64k") != 0)
+    _exit(3);
+}
+
+TEST(FailureModes, TracepointWithoutTracefsSaysHowToMountIt) {
+  REQUIRE_BPF();
+  Cli cli({"trace", "--attach", "tracepoint", "--duration", "0.1"}, without_tracefs);
+  std::string out, err;
+  EXPECT_EQ(cli.wait(out, err), 1) << out << err;
+  EXPECT_NE(err.find("tracefs is not mounted"), std::string::npos) << err;
+  EXPECT_NE(err.find("mount -t tracefs nodev /sys/kernel/tracing"), std::string::npos) << err;
+}
+
+TEST(FailureModes, AutoFallsBackToRawTracepointWithoutTracefs) {
+  REQUIRE_BPF();
+  Cli cli({"trace", "--duration", "0.1"}, without_tracefs);
+  std::string out, err;
+  EXPECT_EQ(cli.wait(out, err), 0) << out << err;
+  EXPECT_NE(out.find("skipped tracepoint"), std::string::npos) << out;
+  EXPECT_NE(out.find("via raw_tracepoint"), std::string::npos) << out;
+}
+
+}  // namespace
+}  // namespace perfbuf
