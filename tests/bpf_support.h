@@ -86,11 +86,17 @@ class WritingChild {
   }
   pid_t pid() const { return pid_; }
 
-  // Lets the child write and waits for it; its exit code (0: every write worked).
-  int release_and_wait() {
-    if (::write(go_, "x", 1) != 1) return -1;
+  // Lets the child start writing.
+  void release() {
+    if (go_ < 0) return;
+    if (::write(go_, "x", 1) != 1) throw std::runtime_error("release child");
     close(go_);
     go_ = -1;
+  }
+
+  // Lets the child write and waits for it; its exit code (0: every write worked).
+  int release_and_wait() {
+    release();
     int status = 0;
     waitpid(pid_, &status, 0);
     pid_ = -1;

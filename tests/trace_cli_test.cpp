@@ -1,8 +1,11 @@
 // `perfbuf trace` run as a user runs it: a separate process, its output parsed.
 #include <gtest/gtest.h>
 
+#include <bpf/bpf.h>
+#include <dirent.h>
 #include <signal.h>
 
+#include <fstream>
 #include <optional>
 #include <string>
 #include <vector>
@@ -108,6 +111,73 @@ TEST(TraceCli, PrintsARatePerSecondAndEvents) {
   ASSERT_EQ(run_cli({"trace", "--duration", "1.2", "--events", "--pid", "1"}, out, err), 0) << err;
   EXPECT_NE(out.find("recv "), std::string::npos) << out;
   EXPECT_NE(out.find(" events/s"), std::string::npos) << out;
+}
+
+// The BPF programs a process holds, from the fdinfo of its fds.
+std::vector<unsigned> bpf_prog_ids(pid_t pid) {
+  std::vector<unsigned> ids;
+  const std::string dir = "/proc/" + std::to_string(pid) + "/fdinfo";
+  DIR* d = opendir(dir.c_str());
+  if (!d) return ids;
+  while (dirent* e = readdir(d)) {
+    std::ifstream info(dir + "/" + e->d_name);
+    for (std::string line; std::getline(info, line);)
+      if (line.rfind("prog_id:", 0) == 0) ids.push_back(std::stoul(line.substr(8)));
+  }
+  closedir(d);
+  return ids;
+}
+
+bool bpf_prog_exists(unsigned id) {
+  const int fd = bpf_prog_get_fd_by_id(id);
+  if (fd < 0) return false;
+  close(fd);
+  return true;
+}
+
+TEST(TraceCli, CtrlCDuringADrainPrintsTheSummaryAndLeavesNoProgram) {
+  REQUIRE_BPF();
+  testing::WritingChild child(300000);
+  Cli cli({"trace", "--events", "--pid", std::to_string(child.pid())});
+  std::optional<std::string> line;
+  while ((line = cli.read_line()) && line->find("tracing write(2) via") == std::string::npos) {
+  }
+  ASSERT_TRUE(line.has_value()) << "no start line";
+  const std::vector<unsigned> progs = bpf_prog_ids(cli.pid());
+  EXPECT_FALSE(progs.empty());
+  child.release();
+  // Stop while events are streaming out.
+  for (int i = 0; i < 2000 && (line = cli.read_line()); ++i) {
+  }
+  ASSERT_TRUE(line.has_value());
+  EXPECT_NE(line->find(" cpu "), std::string::npos) << *line;
+  cli.signal(SIGINT);
+  std::string out, err;
+  EXPECT_EQ(cli.wait(out, err), 0) << err;
+  EXPECT_NE(out.find("summary: received"), std::string::npos);
+  EXPECT_NE(out.find("cookie errors 0"), std::string::npos);
+  for (unsigned id : progs) EXPECT_FALSE(bpf_prog_exists(id)) << "program " << id << " left loaded";
+}
+
+TEST(TraceCli, CtrlCDuringStartupExitsCleanly) {
+  REQUIRE_BPF();
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    Cli cli({"trace", "--json"});
+    // Wait until the tool handles SIGINT (bit 2 of SigCgt), then interrupt it at once.
+    const std::string status = "/proc/" + std::to_string(cli.pid()) + "/status";
+    bool handled = false;
+    for (int i = 0; i < 5000 && !handled; ++i) {
+      std::ifstream in(status);
+      for (std::string l; std::getline(in, l);)
+        if (l.rfind("SigCgt:", 0) == 0) handled = std::stoull(l.substr(7), nullptr, 16) & 2;
+      if (!handled) usleep(200);
+    }
+    ASSERT_TRUE(handled) << "the tool never installed its SIGINT handler";
+    cli.signal(SIGINT);
+    std::string out, err;
+    EXPECT_EQ(cli.wait(out, err), 0) << err;
+    EXPECT_NE(last_line(out).find("\"type\":\"summary\""), std::string::npos) << out;
+  }
 }
 
 }  // namespace

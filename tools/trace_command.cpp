@@ -241,6 +241,17 @@ int trace_main(int argc, char** argv) {
   try {
     return run(args);
   } catch (const Error& e) {
+    if (g_stop) {
+      // Ctrl-C while loading or attaching (which the signal may interrupt):
+      // nothing was traced, and stopping is what the user asked for.
+      if (args.json)
+        std::printf("{\"type\":\"summary\",\"attach\":\"none\",\"received\":0,\"lost\":0,"
+                    "\"cookie_errors\":0,\"seconds\":0,\"stopped_during_startup\":true}\n");
+      else
+        std::printf("summary: received 0 events, stopped during start-up\n");
+      std::fflush(stdout);
+      return 0;
+    }
     std::fflush(stdout);
     std::fprintf(stderr, "perfbuf trace: %s\n", e.what());
     return 1;
