@@ -217,6 +217,10 @@ Reader& Reader::operator=(Reader&&) noexcept = default;
 Reader::~Reader() = default;
 
 Result<std::size_t> Reader::poll(std::chrono::milliseconds timeout) {
+  return poll(timeout, nullptr);
+}
+
+Result<std::size_t> Reader::poll(std::chrono::milliseconds timeout, const sigset_t* sigmask) {
   using clock = std::chrono::steady_clock;
   Impl& s = *impl_;
   const bool forever = timeout.count() < 0;
@@ -234,11 +238,11 @@ Result<std::size_t> Reader::poll(std::chrono::milliseconds timeout) {
     const clock::time_point next_flush = s.last_flush + s.options.max_delay;
     const auto wait_ms =
         std::chrono::ceil<std::chrono::milliseconds>(std::min(deadline, next_flush) - now).count();
-    const int n = ::epoll_wait(s.epoll.get(), s.events.data(), static_cast<int>(s.events.size()),
-                               static_cast<int>(std::max<std::int64_t>(wait_ms, 0)));
+    const int n = ::epoll_pwait(s.epoll.get(), s.events.data(), static_cast<int>(s.events.size()),
+                                static_cast<int>(std::max<std::int64_t>(wait_ms, 0)), sigmask);
     if (n < 0) {
-      if (errno == EINTR) return Error(EINTR, "epoll_wait: interrupted by a signal");
-      return sys::last_error("epoll_wait");
+      if (errno == EINTR) return Error(EINTR, "epoll_pwait: interrupted by a signal");
+      return sys::last_error("epoll_pwait");
     }
     std::size_t handled = 0;
     for (int i = 0; i < n; ++i) {

@@ -15,6 +15,7 @@
 #include <cstdlib>
 #include <string>
 
+#include "process_info.h"
 #include "write_tracer.h"
 
 namespace perfbuf::testing {
@@ -97,10 +98,9 @@ class WritingChild {
   // Lets the child write and waits for it; its exit code (0: every write worked).
   int release_and_wait() {
     release();
-    int status = 0;
-    waitpid(pid_, &status, 0);
+    const int code = wait_exit_code(pid_);
     pid_ = -1;
-    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    return code;
   }
 
  private:

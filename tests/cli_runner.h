@@ -15,6 +15,8 @@
 #include <string>
 #include <vector>
 
+#include "process_info.h"
+
 namespace perfbuf::testing {
 
 // A child process running the perfbuf binary, stdout and stderr on pipes.
@@ -67,10 +69,9 @@ class Cli {
     while (auto l = read_line()) out += *l;
     char buf[4096];
     for (ssize_t n; (n = read(err_fd_, buf, sizeof buf)) > 0;) err.append(buf, n);
-    int status = 0;
-    waitpid(pid_, &status, 0);
+    const int code = wait_exit_code(pid_);
     pid_ = -1;
-    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    return code;
   }
 
  private:

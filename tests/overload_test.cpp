@@ -4,11 +4,8 @@
 
 #include <perfbuf/reader.h>
 
-#include <dirent.h>
-
 #include <atomic>
 #include <chrono>
-#include <fstream>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -20,23 +17,10 @@ namespace perfbuf {
 namespace {
 
 using std::chrono::milliseconds;
+using testing::count_fds;
 using testing::fire_on_cpu;
+using testing::rss_kib;
 using tools::WriteTracer;
-
-int count_fds() {
-  int n = 0;
-  DIR* d = opendir("/proc/self/fd");
-  while (dirent* e = readdir(d)) n += e->d_name[0] != '.';
-  closedir(d);
-  return n;
-}
-
-long rss_kib() {
-  std::ifstream status("/proc/self/status");
-  for (std::string line; std::getline(status, line);)
-    if (line.rfind("VmRSS:", 0) == 0) return std::stol(line.substr(6));
-  return -1;
-}
 
 TEST(Overload, SlowHandlerUnderFloodAccountsForEveryRecord) {
   REQUIRE_BPF();

@@ -24,6 +24,8 @@ namespace perfbuf {
 namespace {
 
 using std::chrono::milliseconds;
+using testing::count_fds;
+using testing::count_perf_mappings;
 using testing::fire_on_cpu;
 using tools::AttachMode;
 using tools::WriteTracer;
@@ -45,21 +47,6 @@ struct Received {
     return [this](int, std::uint64_t n) { lost += n; };
   }
 };
-
-int count_fds() {
-  int n = 0;
-  DIR* d = opendir("/proc/self/fd");
-  while (dirent* e = readdir(d)) n += e->d_name[0] != '.';
-  closedir(d);
-  return n;
-}
-
-int count_perf_mappings() {
-  std::ifstream maps("/proc/self/maps");
-  int n = 0;
-  for (std::string line; std::getline(maps, line);) n += line.find("perf_event") != std::string::npos;
-  return n;
-}
 
 TEST(ReaderKernel, EveryOnlineCpuDeliversToItsOwnRing) {
   REQUIRE_BPF();
@@ -282,6 +269,30 @@ TEST(ReaderKernel, SignalDuringPollIsReportedAsInterrupted) {
   const auto r = reader.poll(milliseconds(-1));
   t = {};
   setitimer(ITIMER_REAL, &t, nullptr);
+  sigaction(SIGALRM, &old, nullptr);
+  ASSERT_FALSE(r.ok());
+  EXPECT_TRUE(r.interrupted()) << r.error().what();
+}
+
+TEST(ReaderKernel, SignalBlockedOutsideTheWaitAlwaysInterruptsIt) {
+  REQUIRE_BPF();
+  WriteTracer tracer({});
+  Received got;
+  Reader reader(tracer.events_map(), got.sample_handler());
+  struct sigaction sa {}, old {};
+  sa.sa_handler = ignore_signal;
+  sigaction(SIGALRM, &sa, &old);
+  sigset_t alarm, wait_mask;
+  sigemptyset(&alarm);
+  sigaddset(&alarm, SIGALRM);
+  pthread_sigmask(SIG_BLOCK, &alarm, &wait_mask);
+  sigdelset(&wait_mask, SIGALRM);
+  // One tick only: wherever poll() is when it fires, it is delivered in the wait.
+  itimerval t{};
+  t.it_value.tv_usec = 30000;
+  setitimer(ITIMER_REAL, &t, nullptr);
+  const auto r = reader.poll(milliseconds(-1), &wait_mask);
+  pthread_sigmask(SIG_UNBLOCK, &alarm, nullptr);
   sigaction(SIGALRM, &old, nullptr);
   ASSERT_FALSE(r.ok());
   EXPECT_TRUE(r.interrupted()) << r.error().what();

@@ -133,7 +133,9 @@ void print_summary(const TraceArgs& args, AttachMode mode, const Reader& reader,
                  c.cookie_errors);
 }
 
-int run(const TraceArgs& args) {
+// wait_mask: the signal mask while waiting for records; SIGINT and SIGTERM are
+// blocked everywhere else, so they always interrupt a wait.
+int run(const TraceArgs& args, const sigset_t& wait_mask) {
   using clock = std::chrono::steady_clock;
   WriteTracer tracer({.only_tgid = args.pid, .ignore_tgid = static_cast<std::uint32_t>(getpid())});
   Counts counts;
@@ -203,7 +205,7 @@ int run(const TraceArgs& args) {
     }
     if (now >= end) break;
     const auto wait = std::chrono::ceil<std::chrono::milliseconds>(std::min(next_tick, end) - now);
-    const auto r = reader.poll(wait);
+    const auto r = reader.poll(wait, &wait_mask);
     if (!r && !r.interrupted()) {
       std::fprintf(stderr, "perfbuf trace: %s\n", r.error().what());
       status = 1;
@@ -228,30 +230,27 @@ int trace_main(int argc, char** argv) {
   TraceArgs args;
   if (const auto code = parse(argc, argv, args)) return *code;
 
-  // No SA_RESTART: a signal interrupts the wait, the loop sees g_stop and ends
-  // with a summary.
+  // SIGINT and SIGTERM are blocked except while poll() waits: a Ctrl-C always
+  // interrupts a wait (never lands between two), the loop sees g_stop and
+  // ends with a summary.
   struct sigaction sa {};
   sa.sa_handler = on_signal;
   sigemptyset(&sa.sa_mask);
   sigaction(SIGINT, &sa, nullptr);
   sigaction(SIGTERM, &sa, nullptr);
+  sigset_t stop_signals, wait_mask;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGTERM);
+  sigprocmask(SIG_BLOCK, &stop_signals, &wait_mask);
+  sigdelset(&wait_mask, SIGINT);
+  sigdelset(&wait_mask, SIGTERM);
 
   static char out_buffer[1 << 16];
   std::setvbuf(stdout, out_buffer, _IOFBF, sizeof out_buffer);
   try {
-    return run(args);
+    return run(args, wait_mask);
   } catch (const Error& e) {
-    if (g_stop) {
-      // Ctrl-C while loading or attaching (which the signal may interrupt):
-      // nothing was traced, and stopping is what the user asked for.
-      if (args.json)
-        std::printf("{\"type\":\"summary\",\"attach\":\"none\",\"received\":0,\"lost\":0,"
-                    "\"cookie_errors\":0,\"seconds\":0,\"stopped_during_startup\":true}\n");
-      else
-        std::printf("summary: received 0 events, stopped during start-up\n");
-      std::fflush(stdout);
-      return 0;
-    }
     std::fflush(stdout);
     std::fprintf(stderr, "perfbuf trace: %s\n", e.what());
     return 1;

@@ -20,6 +20,8 @@
 #include <perfbuf/error.h>
 #include <perfbuf/ring.h>
 
+#include <signal.h>
+
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -156,6 +158,11 @@ class Reader {
   // ready. Returns the number of records handled (0 on timeout), or an Error;
   // a signal during the wait gives an Error with interrupted() == true.
   Result<std::size_t> poll(std::chrono::milliseconds timeout);
+  // The same, with `sigmask` as the thread's signal mask while it waits
+  // (epoll_pwait). Block SIGINT/SIGTERM in the thread and pass a mask without
+  // them: a signal then lands only inside the wait, so poll() reports it as
+  // interrupted() every time, never between two waits where it could go unseen.
+  Result<std::size_t> poll(std::chrono::milliseconds timeout, const sigset_t* sigmask);
   // Handles everything in every ring now, without waiting.
   Result<std::size_t> consume();
   // Handles everything in ring `index` (0 .. ring_count()-1) now.
