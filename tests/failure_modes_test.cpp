@@ -6,8 +6,11 @@
 
 #include <bpf/bpf.h>
 #include <grp.h>
+#include <linux/capability.h>
 #include <sched.h>
 #include <sys/mount.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -79,6 +82,37 @@ TEST(FailureModes, WithoutPrivilegesEachStepSaysWhatIsNeeded) {
             std::string::npos)
       << report;
   EXPECT_NE(report.find("needs root or CAP_PERFMON"), std::string::npos) << report;
+}
+
+// Keeps every capability but CAP_IPC_LOCK and lowers RLIMIT_MEMLOCK to zero:
+// the perf ring memory limits apply (kernel.perf_event_mlock_kb per user).
+void without_memlock_privilege() {
+  __user_cap_header_struct header{_LINUX_CAPABILITY_VERSION_3, 0};
+  __user_cap_data_struct data[_LINUX_CAPABILITY_U32S_3] = {};
+  const rlimit none{0, 0};
+  if (syscall(SYS_capget, &header, data) != 0) _exit(3);
+  data[CAP_IPC_LOCK / 32].effective &= ~(1u << (CAP_IPC_LOCK % 32));
+  data[CAP_IPC_LOCK / 32].permitted &= ~(1u << (CAP_IPC_LOCK % 32));
+  if (syscall(SYS_capset, &header, data) != 0 || setrlimit(RLIMIT_MEMLOCK, &none) != 0) _exit(3);
+}
+
+TEST(FailureModes, RingsOverTheLockedMemoryLimitSayWhatToChange) {
+  REQUIRE_BPF();
+  const int map = bpf_map_create(BPF_MAP_TYPE_PERF_EVENT_ARRAY, "memlock", 4, 4, 64, nullptr);
+  ASSERT_GE(map, 0);
+  const std::string report = in_child([map] {
+    without_memlock_privilege();
+    try {
+      // 16 MiB per CPU: far over the default 516 KiB of kernel.perf_event_mlock_kb.
+      Reader reader(map, [](const Sample&) {}, {}, Options{.pages_per_cpu = 4096});
+      return std::string("built");
+    } catch (const Error& e) {
+      return std::to_string(e.errnum()) + " " + e.what();
+    }
+  });
+  close(map);
+  EXPECT_NE(report.find(std::to_string(EPERM) + " mmap(ring of cpu"), std::string::npos) << report;
+  EXPECT_NE(report.find("perf_event_mlock_kb"), std::string::npos) << report;
 }
 
 // In a private mount namespace, hide /sys/kernel behind an empty read-only
