@@ -190,15 +190,19 @@ int run(const TraceArgs& args, const sigset_t& wait_mask) {
     const clock::time_point now = clock::now();
     if (now >= next_tick) {
       const std::uint64_t n = counts.received - at_last_tick;
+      const std::uint64_t lost = reader.total_stats().lost;
       at_last_tick = counts.received;
       if (args.json)
         std::printf("{\"type\":\"interval\",\"second\":%.0f,\"events_per_s\":%" PRIu64
                     ",\"received\":%" PRIu64 ",\"lost\":%" PRIu64 ",\"cookie_errors\":%" PRIu64
                     "}\n",
-                    seconds_since(start), n, counts.received, reader.total_stats().lost,
-                    counts.cookie_errors);
-      else
+                    seconds_since(start), n, counts.received, lost, counts.cookie_errors);
+      else if (lost == 0 && counts.cookie_errors == 0)
         std::printf("recv %" PRIu64 " events/s\n", n);
+      else  // losses and bad records are news: say them every second once there are any
+        std::printf("recv %" PRIu64 " events/s (lost %" PRIu64 ", cookie errors %" PRIu64
+                    " so far)\n",
+                    n, lost, counts.cookie_errors);
       std::fflush(stdout);
       next_tick += std::chrono::seconds(1);
       continue;
