@@ -5,6 +5,7 @@
 #include <sys/epoll.h>
 
 #include <algorithm>
+#include <climits>
 #include <string>
 
 #include "sys.h"
@@ -52,8 +53,8 @@ void resolve_and_validate(Options& o) {
                          " bytes, or the reader would never be woken before loss");
       break;
   }
-  if (o.max_delay.count() <= 0)
-    throw bad_option("max_delay must be positive (it bounds how long a record can wait)");
+  if (o.max_delay.count() <= 0 || o.max_delay > std::chrono::hours(24))
+    throw bad_option("max_delay must be from 1 ms to 24 h (it bounds how long a record can wait)");
   if (o.busy_poll.count() < 0 || o.busy_poll > std::chrono::seconds(1))
     throw bad_option("busy_poll must be from 0 (off) to 1 s");
   for (std::size_t i = 0; i < o.cpus.size(); ++i) {
@@ -223,7 +224,8 @@ Result<std::size_t> Reader::poll(std::chrono::milliseconds timeout) {
 Result<std::size_t> Reader::poll(std::chrono::milliseconds timeout, const sigset_t* sigmask) {
   using clock = std::chrono::steady_clock;
   Impl& s = *impl_;
-  const bool forever = timeout.count() < 0;
+  // Negative, or too long to add to a time point without overflow: no limit.
+  const bool forever = timeout.count() < 0 || timeout > std::chrono::hours(24 * 365);
   clock::time_point now = clock::now();
   const clock::time_point deadline = forever ? clock::time_point::max() : now + timeout;
   for (;;) {
@@ -239,7 +241,8 @@ Result<std::size_t> Reader::poll(std::chrono::milliseconds timeout, const sigset
     const auto wait_ms =
         std::chrono::ceil<std::chrono::milliseconds>(std::min(deadline, next_flush) - now).count();
     const int n = ::epoll_pwait(s.epoll.get(), s.events.data(), static_cast<int>(s.events.size()),
-                                static_cast<int>(std::max<std::int64_t>(wait_ms, 0)), sigmask);
+                                static_cast<int>(std::clamp<std::int64_t>(wait_ms, 0, INT_MAX)),
+                                sigmask);
     if (n < 0) {
       if (errno == EINTR) return Error(EINTR, "epoll_pwait: interrupted by a signal");
       return sys::last_error("epoll_pwait");

@@ -211,6 +211,17 @@ TEST(ReaderKernel, BusyPollFindsRecordsWithoutAWakeup) {
   EXPECT_EQ(reader.total_stats().wakeups, 0u);
 }
 
+TEST(ReaderKernel, PollWithTheLargestTimeoutStillDelivers) {
+  REQUIRE_BPF();
+  WriteTracer tracer({});
+  Received got;
+  Reader reader(tracer.events_map(), got.sample_handler());
+  ASSERT_EQ(fire_on_cpu(tracer.raw_tracepoint_fd(), 0), 0);
+  const auto r = reader.poll(milliseconds::max());  // must not overflow the deadline
+  ASSERT_TRUE(r.ok()) << r.error().what();
+  EXPECT_EQ(*r, 1u);
+}
+
 TEST(ReaderKernel, PollTimesOutWithZeroWhenNothingArrives) {
   REQUIRE_BPF();
   WriteTracer tracer({});
@@ -367,6 +378,9 @@ TEST(ReaderOptions, RejectsBadWakeupAndDelay) {
   Options no_delay;
   no_delay.max_delay = milliseconds(0);
   EXPECT_THROW(build(no_delay), Error);
+  Options endless_delay;
+  endless_delay.max_delay = milliseconds::max();
+  EXPECT_THROW(build(endless_delay), Error);
   Options spin_forever;
   spin_forever.busy_poll = std::chrono::seconds(2);
   EXPECT_THROW(build(spin_forever), Error);

@@ -149,12 +149,13 @@ class Reader {
   Reader(int map_fd, SampleHandler on_sample, LostHandler on_lost = {}, Options options = {});
   Reader(const bpf_map* map, SampleHandler on_sample, LostHandler on_lost = {},
          Options options = {});
+  // A moved-from Reader may only be destroyed or assigned to.
   Reader(Reader&&) noexcept;
   Reader& operator=(Reader&&) noexcept;
   // Removes the rings from the map, unmaps and closes everything.
   ~Reader();
 
-  // Waits up to timeout (negative: no limit) for records, then handles what is
+  // Waits up to timeout (negative or milliseconds::max(): no limit) for records, then handles what is
   // ready. Returns the number of records handled (0 on timeout), or an Error;
   // a signal during the wait gives an Error with interrupted() == true.
   Result<std::size_t> poll(std::chrono::milliseconds timeout);
