@@ -2,9 +2,13 @@
 
 #include <bpf/libbpf.h>
 #include <linux/bpf.h>
+#include <pthread.h>
 #include <sys/epoll.h>
 
 #include <algorithm>
+#include <map>
+#include <mutex>
+#include <optional>
 #include <climits>
 #include <string>
 
@@ -97,6 +101,61 @@ struct Ring {
   CpuStats stats;
 };
 
+// Which reader of this process last stored its ring in a map slot. A slot
+// holds one event: when a newer reader takes a slot over (or replaces an older
+// reader by move-assignment), the older one must not empty it when it goes.
+class SlotOwners {
+ public:
+  void claim(std::uint32_t map_id, int cpu, const void* owner) {
+    std::lock_guard lock(mu_);
+    owners_[{map_id, cpu}] = owner;
+  }
+  // True when `owner` still held the slot (it is then released).
+  bool release(std::uint32_t map_id, int cpu, const void* owner) {
+    std::lock_guard lock(mu_);
+    const auto it = owners_.find({map_id, cpu});
+    if (it == owners_.end() || it->second != owner) return false;
+    owners_.erase(it);
+    return true;
+  }
+
+ private:
+  std::mutex mu_;
+  std::map<std::pair<std::uint32_t, int>, const void*> owners_;
+};
+
+SlotOwners& slot_owners() {
+  static SlotOwners owners;
+  return owners;
+}
+
+// Runs the handlers of signals that are pending and that `wait_mask` unblocks,
+// as a wait under that mask would have. True if there was one.
+bool deliver_pending(const sigset_t& wait_mask) {
+  sigset_t pending;
+  if (sigpending(&pending) != 0) return false;
+  bool any = false;
+  for (int sig = 1; sig < NSIG && !any; ++sig)
+    any = sigismember(&pending, sig) == 1 && sigismember(&wait_mask, sig) == 0;
+  if (!any) return false;
+  sigset_t saved;
+  pthread_sigmask(SIG_SETMASK, &wait_mask, &saved);  // the handler runs here
+  pthread_sigmask(SIG_SETMASK, &saved, nullptr);
+  return true;
+}
+
+// What one pass over some rings did.
+struct Pass {
+  std::size_t records = 0;
+  bool stopped = false;        // a handler returned Action::stop: the pass ends there
+  std::optional<Error> error;  // the first corrupt ring; the other rings were still read
+
+  Result<std::size_t> result() const {
+    if (error) return *error;
+    return records;
+  }
+};
+
 }  // namespace
 
 struct Reader::Impl {
@@ -104,6 +163,7 @@ struct Reader::Impl {
   SampleHandler on_sample;
   LostHandler on_lost;
   sys::Fd map_fd;  // our own duplicate, so the map outlives the reader's use of it
+  std::uint32_t map_id = 0;
   sys::Fd epoll;
   std::size_t ring_bytes = 0;
   std::vector<Ring> rings;
@@ -112,12 +172,15 @@ struct Reader::Impl {
   std::chrono::steady_clock::time_point last_flush = std::chrono::steady_clock::now();
 
   ~Impl() {
-    // Take our rings out of the map so the program stops writing to them.
-    for (const Ring& r : rings) sys::map_delete(map_fd.get(), r.cpu);
+    // Take our rings out of the map so the program stops writing to them,
+    // unless another reader of this process has put its own there since.
+    for (const Ring& r : rings)
+      if (slot_owners().release(map_id, r.cpu, this)) sys::map_delete(map_fd.get(), r.cpu);
   }
 
-  Result<std::size_t> drain(Ring& ring, bool& stopped);
-  Result<std::size_t> drain_all();
+  void drain(Ring& ring, Pass& pass);
+  // Drains every ring; true if it got through all of them (no early stop).
+  bool drain_all(Pass& pass);
   bool any_readable() const {
     for (const Ring& r : rings)
       if (r.parser.readable() != 0) return true;
@@ -125,7 +188,8 @@ struct Reader::Impl {
   }
 };
 
-Result<std::size_t> Reader::Impl::drain(Ring& ring, bool& stopped) {
+void Reader::Impl::drain(Ring& ring, Pass& pass) {
+  if (pass.stopped) return;
   struct Visitor {
     Ring& ring;
     Impl& self;
@@ -140,25 +204,19 @@ Result<std::size_t> Reader::Impl::drain(Ring& ring, bool& stopped) {
     }
   } visitor{ring, *this};
   const DrainResult r = ring.parser.drain(visitor, scratch);
-  stopped = r.stopped;
+  pass.records += r.records;
+  pass.stopped = r.stopped;
   if (r.corrupt) {
     ++ring.stats.corrupt;
-    return Error(EBADMSG, "ring of cpu " + std::to_string(ring.cpu) + ": " + r.corrupt +
-                              "; skipped the rest of the ring");
+    if (!pass.error)
+      pass.error = Error(EBADMSG, "ring of cpu " + std::to_string(ring.cpu) + ": " + r.corrupt +
+                                      "; skipped the rest of the ring");
   }
-  return r.records;
 }
 
-Result<std::size_t> Reader::Impl::drain_all() {
-  std::size_t total = 0;
-  for (Ring& ring : rings) {
-    bool stopped = false;
-    auto n = drain(ring, stopped);
-    if (!n) return n;
-    total += *n;
-    if (stopped) break;
-  }
-  return total;
+bool Reader::Impl::drain_all(Pass& pass) {
+  for (Ring& ring : rings) drain(ring, pass);
+  return !pass.stopped;
 }
 
 Reader::Reader(const bpf_map* map, SampleHandler on_sample, LostHandler on_lost, Options options)
@@ -176,6 +234,7 @@ Reader::Reader(int map_fd, SampleHandler on_sample, LostHandler on_lost, Options
 
   s.map_fd = sys::dup_map_fd(map_fd);
   const sys::MapInfo info = sys::map_info(s.map_fd.get());
+  s.map_id = info.id;
   if (info.type != BPF_MAP_TYPE_PERF_EVENT_ARRAY)
     throw Error(EINVAL, "map \"" + info.name + "\" (fd " + std::to_string(map_fd) +
                             ") has map type " + std::to_string(info.type) +
@@ -206,6 +265,7 @@ Reader::Reader(int map_fd, SampleHandler on_sample, LostHandler on_lost, Options
                               s.ring_bytes);
     sys::epoll_add(s.epoll.get(), fd.get(), static_cast<std::uint32_t>(s.rings.size()));
     sys::map_set(s.map_fd.get(), cpu, fd.get());
+    slot_owners().claim(s.map_id, cpu, &s);
     // Once in rings, Impl's destructor takes it out of the map again (reserved: cannot throw).
     s.rings.push_back(Ring{cpu, std::move(fd), std::move(mapping),
                            RingParser(control, data, s.options.timestamps), CpuStats{cpu}});
@@ -229,12 +289,18 @@ Result<std::size_t> Reader::poll(std::chrono::milliseconds timeout, const sigset
   clock::time_point now = clock::now();
   const clock::time_point deadline = forever ? clock::time_point::max() : now + timeout;
   for (;;) {
+    Pass pass;
     if (s.options.busy_poll.count() > 0) {
       const clock::time_point spin_end = std::min(deadline, now + s.options.busy_poll);
       while (!s.any_readable() && now < spin_end) now = clock::now();
       if (s.any_readable()) {
-        s.last_flush = now;
-        return s.drain_all();
+        if (s.drain_all(pass)) s.last_flush = now;
+        if (pass.records > 0 || pass.error) {
+          // No wait happened: deliver a signal the caller unblocks for the wait now.
+          if (sigmask && deliver_pending(*sigmask))
+            return Error(EINTR, "poll: interrupted by a signal");
+          return pass.result();
+        }
       }
     }
     const clock::time_point next_flush = s.last_flush + s.options.max_delay;
@@ -247,39 +313,32 @@ Result<std::size_t> Reader::poll(std::chrono::milliseconds timeout, const sigset
       if (errno == EINTR) return Error(EINTR, "epoll_pwait: interrupted by a signal");
       return sys::last_error("epoll_pwait");
     }
-    std::size_t handled = 0;
+    // Every ring epoll reported is drained, even after one fails: its readiness is used up.
     for (int i = 0; i < n; ++i) {
       Ring& ring = s.rings[s.events[i].data.u32];
       ++ring.stats.wakeups;
-      bool stopped = false;
-      auto r = s.drain(ring, stopped);
-      if (!r) return r;
-      handled += *r;
-      if (stopped) return handled;
+      s.drain(ring, pass);
     }
     now = clock::now();
     // Records below the wakeup threshold: drain every ring at least every max_delay.
-    if (now >= next_flush) {
-      s.last_flush = now;
-      auto r = s.drain_all();
-      if (!r) return r;
-      handled += *r;
-    }
-    if (handled > 0 || now >= deadline) return handled;
+    if (!pass.stopped && now >= next_flush && s.drain_all(pass)) s.last_flush = now;
+    if (pass.records > 0 || pass.error || now >= deadline) return pass.result();
   }
 }
 
 Result<std::size_t> Reader::consume() {
-  impl_->last_flush = std::chrono::steady_clock::now();
-  return impl_->drain_all();
+  Pass pass;
+  if (impl_->drain_all(pass)) impl_->last_flush = std::chrono::steady_clock::now();
+  return pass.result();
 }
 
 Result<std::size_t> Reader::consume_ring(std::size_t index) {
   if (index >= impl_->rings.size())
     return Error(EINVAL, "consume_ring(" + std::to_string(index) + "): there are only " +
                              std::to_string(impl_->rings.size()) + " rings");
-  bool stopped = false;
-  return impl_->drain(impl_->rings[index], stopped);
+  Pass pass;
+  impl_->drain(impl_->rings[index], pass);
+  return pass.result();
 }
 
 int Reader::epoll_fd() const noexcept { return impl_->epoll.get(); }

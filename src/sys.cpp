@@ -165,7 +165,7 @@ MapInfo map_info(int map_fd) {
                            " is not a BPF map: pass the fd of a loaded PERF_EVENT_ARRAY map");
     throw make_error(err, "bpf(OBJ_GET_INFO_BY_FD, map fd " + std::to_string(map_fd) + ")");
   }
-  return {info.type, info.max_entries, info.name};
+  return {info.id, info.type, info.max_entries, info.name};
 }
 
 void map_set(int map_fd, int key, int value) {

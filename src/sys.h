@@ -79,6 +79,7 @@ Fd epoll_create();
 void epoll_add(int epoll_fd, int fd, std::uint32_t token);
 
 struct MapInfo {
+  std::uint32_t id;
   std::uint32_t type;
   std::uint32_t max_entries;
   std::string name;

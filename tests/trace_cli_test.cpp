@@ -7,6 +7,7 @@
 
 #include <fstream>
 #include <optional>
+#include <regex>
 #include <string>
 #include <vector>
 
@@ -25,7 +26,8 @@ TEST(TraceCli, BadArgumentsGiveUsageAndExitTwo) {
   for (std::vector<std::string> args :
        {std::vector<std::string>{"trace", "--bogus"}, {"trace", "--pages", "3"},
         {"trace", "--attach", "nope"}, {"trace", "--duration", "-1"}, {"trace", "--pid"},
-        {"trace", "--pid", "abc"}, {"nonsense"}}) {
+        {"trace", "--pid", "abc"}, {"trace", "--duration", "nan"}, {"trace", "--duration", "inf"},
+        {"nonsense"}}) {
     std::string out, err;
     EXPECT_EQ(run_cli(args, out, err), 2) << args.back();
     EXPECT_NE(err.find("usage: perfbuf"), std::string::npos) << err;
@@ -105,10 +107,24 @@ TEST(TraceCli, CtrlCPrintsTheSummaryAndExitsZero) {
   EXPECT_NE(out.find("cpu 0:"), std::string::npos) << out;
 }
 
-TEST(TraceCli, PrintsARatePerSecondAndEvents) {
+TEST(TraceCli, PrintsEveryEventAndARatePerSecond) {
   REQUIRE_BPF();
+  constexpr int kWrites = 50;
+  testing::WritingChild child(kWrites);
+  const std::string pid = std::to_string(child.pid());
+  Cli cli({"trace", "--duration", "1.2", "--events", "--pid", pid});
+  std::optional<std::string> line;
+  while ((line = cli.read_line()) && line->find("tracing write(2) via") == std::string::npos) {
+  }
+  ASSERT_TRUE(line.has_value()) << "no start line";
+  ASSERT_EQ(child.release_and_wait(), 0);
   std::string out, err;
-  ASSERT_EQ(run_cli({"trace", "--duration", "1.2", "--events", "--pid", "1"}, out, err), 0) << err;
+  ASSERT_EQ(cli.wait(out, err), 0) << err;
+  // "<seconds>.<nanoseconds> cpu N pid P tid T", one per write, P and T the child's.
+  const std::regex event("[0-9]+\\.[0-9]{9} cpu [0-9]+ pid " + pid + " tid " + pid + "\n");
+  const auto events = std::distance(std::sregex_iterator(out.begin(), out.end(), event),
+                                    std::sregex_iterator());
+  EXPECT_EQ(events, kWrites) << out;
   EXPECT_NE(out.find("recv "), std::string::npos) << out;
   EXPECT_NE(out.find(" events/s"), std::string::npos) << out;
 }
@@ -156,7 +172,11 @@ TEST(TraceCli, CtrlCDuringADrainPrintsTheSummaryAndLeavesNoProgram) {
   EXPECT_EQ(cli.wait(out, err), 0) << err;
   EXPECT_NE(out.find("summary: received"), std::string::npos);
   EXPECT_NE(out.find("cookie errors 0"), std::string::npos);
-  for (unsigned id : progs) EXPECT_FALSE(bpf_prog_exists(id)) << "program " << id << " left loaded";
+  // Nothing pinned: the kernel frees the programs with the process (give it a moment).
+  for (unsigned id : progs) {
+    for (int i = 0; i < 200 && bpf_prog_exists(id); ++i) usleep(10000);
+    EXPECT_FALSE(bpf_prog_exists(id)) << "program " << id << " left loaded";
+  }
 }
 
 TEST(TraceCli, CtrlCDuringStartupExitsCleanly) {

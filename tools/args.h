@@ -13,7 +13,8 @@ template <class T>
 std::optional<T> parse_number(std::string_view text, T min, T max) {
   T value{};
   const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-  if (ec != std::errc() || end != text.data() + text.size() || value < min || value > max)
+  // Written so that NaN (which from_chars accepts) fails the range check.
+  if (ec != std::errc() || end != text.data() + text.size() || !(value >= min && value <= max))
     return std::nullopt;
   return value;
 }

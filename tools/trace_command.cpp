@@ -5,6 +5,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cinttypes>
 #include <cstdio>
@@ -133,9 +134,13 @@ void print_summary(const TraceArgs& args, AttachMode mode, const Reader& reader,
                  c.cookie_errors);
 }
 
-// wait_mask: the signal mask while waiting for records; SIGINT and SIGTERM are
-// blocked everywhere else, so they always interrupt a wait.
-int run(const TraceArgs& args, const sigset_t& wait_mask) {
+// Ctrl-C ends a wait for records at once; one that lands between two waits is
+// seen within kMaxWait. Handlers stop a drain as soon as it lands, and output
+// stays interruptible if whoever reads it stalls.
+constexpr std::chrono::milliseconds kMaxWait{100};
+
+// stop_signals are blocked while the tracer starts, and unblocked from then on.
+int run(const TraceArgs& args, const sigset_t& stop_signals) {
   using clock = std::chrono::steady_clock;
   WriteTracer tracer({.only_tgid = args.pid, .ignore_tgid = static_cast<std::uint32_t>(getpid())});
   Counts counts;
@@ -143,11 +148,11 @@ int run(const TraceArgs& args, const sigset_t& wait_mask) {
     const std::optional<write_event> checked = checked_write_event(s);
     if (!checked) {
       ++counts.cookie_errors;
-      return;
+      return g_stop ? Action::stop : Action::next;
     }
     const write_event& e = *checked;
     ++counts.received;
-    if (!args.events) return;
+    if (!args.events) return g_stop ? Action::stop : Action::next;
     if (args.json)
       std::printf("{\"type\":\"event\",\"time_ns\":%" PRIu64
                   ",\"cpu\":%d,\"pid\":%u,\"tid\":%u}\n",
@@ -155,6 +160,7 @@ int run(const TraceArgs& args, const sigset_t& wait_mask) {
     else
       std::printf("%" PRIu64 ".%09" PRIu64 " cpu %d pid %u tid %u\n", s.time_ns / 1000000000,
                   s.time_ns % 1000000000, s.cpu, e.tgid, e.tid);
+    return g_stop ? Action::stop : Action::next;
   };
   // The rings exist before the program is attached, so no record is missed.
   Reader reader(tracer.events_map(), on_sample, {},
@@ -177,6 +183,7 @@ int run(const TraceArgs& args, const sigset_t& wait_mask) {
                 args.pid ? (" for pid " + std::to_string(args.pid)).c_str() : "");
   }
   std::fflush(stdout);
+  sigprocmask(SIG_UNBLOCK, &stop_signals, nullptr);  // a Ctrl-C during start-up lands here
 
   const clock::time_point start = clock::now();
   const clock::time_point end =
@@ -208,8 +215,9 @@ int run(const TraceArgs& args, const sigset_t& wait_mask) {
       continue;
     }
     if (now >= end) break;
-    const auto wait = std::chrono::ceil<std::chrono::milliseconds>(std::min(next_tick, end) - now);
-    const auto r = reader.poll(wait, &wait_mask);
+    const auto wait = std::chrono::ceil<std::chrono::milliseconds>(
+        std::min({next_tick, end, now + kMaxWait}) - now);
+    const auto r = reader.poll(wait);
     if (!r && !r.interrupted()) {
       std::fprintf(stderr, "perfbuf trace: %s\n", r.error().what());
       status = 1;
@@ -234,26 +242,24 @@ int trace_main(int argc, char** argv) {
   TraceArgs args;
   if (const auto code = parse(argc, argv, args)) return *code;
 
-  // SIGINT and SIGTERM are blocked except while poll() waits: a Ctrl-C always
-  // interrupts a wait (never lands between two), the loop sees g_stop and
-  // ends with a summary.
+  // No SA_RESTART: a signal interrupts the wait (or a blocked write), the loop
+  // sees g_stop and ends with a summary. Blocked until tracing starts, so that
+  // loading and attaching are never interrupted half-way.
   struct sigaction sa {};
   sa.sa_handler = on_signal;
   sigemptyset(&sa.sa_mask);
   sigaction(SIGINT, &sa, nullptr);
   sigaction(SIGTERM, &sa, nullptr);
-  sigset_t stop_signals, wait_mask;
+  sigset_t stop_signals;
   sigemptyset(&stop_signals);
   sigaddset(&stop_signals, SIGINT);
   sigaddset(&stop_signals, SIGTERM);
-  sigprocmask(SIG_BLOCK, &stop_signals, &wait_mask);
-  sigdelset(&wait_mask, SIGINT);
-  sigdelset(&wait_mask, SIGTERM);
+  sigprocmask(SIG_BLOCK, &stop_signals, nullptr);
 
   static char out_buffer[1 << 16];
   std::setvbuf(stdout, out_buffer, _IOFBF, sizeof out_buffer);
   try {
-    return run(args, wait_mask);
+    return run(args, stop_signals);
   } catch (const Error& e) {
     std::fflush(stdout);
     std::fprintf(stderr, "perfbuf trace: %s\n", e.what());
