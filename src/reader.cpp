@@ -6,10 +6,10 @@
 #include <sys/epoll.h>
 
 #include <algorithm>
+#include <climits>
 #include <map>
 #include <mutex>
 #include <optional>
-#include <climits>
 #include <string>
 
 #include "sys.h"
