@@ -26,7 +26,7 @@ TEST(TraceCli, BadArgumentsGiveUsageAndExitTwo) {
   for (std::vector<std::string> args :
        {std::vector<std::string>{"trace", "--bogus"}, {"trace", "--pages", "3"},
         {"trace", "--attach", "nope"}, {"trace", "--duration", "-1"}, {"trace", "--pid"},
-        {"trace", "--pid", "abc"}, {"trace", "--duration", "nan"}, {"trace", "--duration", "inf"},
+        {"trace", "--pid", "abc"}, {"trace", "--pid", "1073741823"}, {"trace", "--duration", "nan"}, {"trace", "--duration", "inf"},
         {"nonsense"}}) {
     std::string out, err;
     EXPECT_EQ(run_cli(args, out, err), 2) << args.back();

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cinttypes>
 #include <cstdio>
@@ -81,6 +82,8 @@ std::optional<int> parse(int argc, char** argv, TraceArgs& out) {
       const auto v = value();
       const auto p = v ? parse_number<std::uint32_t>(*v, 1, 0x3fffffff) : std::nullopt;
       if (!p) return usage_error("--pid takes a process id (a positive integer)");
+      if (::kill(static_cast<pid_t>(*p), 0) != 0 && errno == ESRCH)
+        return usage_error("--pid " + std::to_string(*p) + ": no such process");
       out.pid = *p;
     } else if (arg == "--pages") {
       const auto v = value();
