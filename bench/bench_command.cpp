@@ -149,6 +149,13 @@ std::optional<int> parse(int argc, char** argv, BenchArgs& out) {
       return usage_error("unknown argument '" + std::string(arg) + "'");
     }
   }
+  // A record (with its 8-byte header and 4-byte size) must fit in a perf ring,
+  // or the kernel can never write it and every one would count as lost.
+  const std::size_t ring = out.pages * static_cast<std::size_t>(sysconf(_SC_PAGESIZE));
+  for (std::uint32_t size : out.sizes)
+    if (size + 12 > ring)
+      return usage_error("--size " + std::to_string(size) + " does not fit in a ring of " +
+                         std::to_string(out.pages) + " pages; raise --pages");
   return std::nullopt;
 }
 

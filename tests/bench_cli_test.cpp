@@ -19,6 +19,7 @@ TEST(BenchCli, BadArgumentsGiveUsageAndExitTwo) {
   for (std::vector<std::string> args :
        {std::vector<std::string>{"bench", "--producers", "0"}, {"bench", "--size", "8"},
         {"bench", "--batch", "65"}, {"bench", "--consumers", "nope"}, {"bench", "--pages", "6"},
+        {"bench", "--size", "8192", "--pages", "1"},
         {"bench", "--rounds"}, {"bench", "--what"}}) {
     std::string out, err;
     EXPECT_EQ(run_cli(args, out, err), 2) << args[1];
