@@ -25,12 +25,10 @@ class RecordSink {
   void publish() { published_.store(records_, std::memory_order_relaxed); }
   std::uint64_t records_published() const { return published_.load(std::memory_order_relaxed); }
   std::uint64_t records() const { return records_; }
-  std::uint64_t malformed() const { return malformed_; }
   std::vector<std::uint64_t>& latencies_ns() { return latencies_ns_; }
 
  private:
   std::uint64_t records_ = 0;
-  std::uint64_t malformed_ = 0;
   std::atomic<std::uint64_t> published_{0};
   std::vector<std::uint64_t> latencies_ns_;
 };

@@ -289,23 +289,50 @@ TEST(ReaderKernel, EpollFdServesAnOutsideEventLoop) {
 
 void ignore_signal(int) {}
 
+// SIGALRM handled by a no-op (no SA_RESTART, so it interrupts a wait) for the
+// scope of a test, optionally blocked outside the wait; everything restored after.
+class AlarmSignal {
+ public:
+  explicit AlarmSignal(bool block_outside_wait) : blocked_(block_outside_wait) {
+    struct sigaction sa {};
+    sa.sa_handler = ignore_signal;
+    sigaction(SIGALRM, &sa, &old_action_);
+    sigemptyset(&alarm_);
+    sigaddset(&alarm_, SIGALRM);
+    pthread_sigmask(blocked_ ? SIG_BLOCK : SIG_UNBLOCK, &alarm_, &wait_mask_);
+    sigdelset(&wait_mask_, SIGALRM);
+  }
+  ~AlarmSignal() {
+    const itimerval off{};
+    setitimer(ITIMER_REAL, &off, nullptr);
+    if (blocked_) pthread_sigmask(SIG_UNBLOCK, &alarm_, nullptr);
+    sigaction(SIGALRM, &old_action_, nullptr);
+  }
+  // The thread's mask with SIGALRM let through: for poll(timeout, &wait_mask()).
+  const sigset_t& wait_mask() const { return wait_mask_; }
+  // Fires after `usec`, and again every `repeat_usec` if that is not 0.
+  void start_timer(long usec, long repeat_usec = 0) {
+    itimerval t{};
+    t.it_value.tv_usec = usec;
+    t.it_interval.tv_usec = repeat_usec;
+    setitimer(ITIMER_REAL, &t, nullptr);
+  }
+
+ private:
+  bool blocked_;
+  struct sigaction old_action_ {};
+  sigset_t alarm_, wait_mask_;
+};
+
 TEST(ReaderKernel, SignalDuringPollIsReportedAsInterrupted) {
   REQUIRE_BPF();
   WriteTracer tracer({});
   Received got;
   Reader reader(tracer.events_map(), got.sample_handler());
-  struct sigaction sa {}, old {};
-  sa.sa_handler = ignore_signal;  // no SA_RESTART: the wait is interrupted
-  sigaction(SIGALRM, &sa, &old);
+  AlarmSignal alarm(/*block_outside_wait=*/false);
   // Repeating, so that a tick landing between two waits is followed by one inside a wait.
-  itimerval t{};
-  t.it_value.tv_usec = 50000;
-  t.it_interval.tv_usec = 50000;
-  setitimer(ITIMER_REAL, &t, nullptr);
+  alarm.start_timer(50000, 50000);
   const auto r = reader.poll(milliseconds(-1));
-  t = {};
-  setitimer(ITIMER_REAL, &t, nullptr);
-  sigaction(SIGALRM, &old, nullptr);
   ASSERT_FALSE(r.ok());
   EXPECT_TRUE(r.interrupted()) << r.error().what();
 }
@@ -315,21 +342,10 @@ TEST(ReaderKernel, SignalBlockedOutsideTheWaitAlwaysInterruptsIt) {
   WriteTracer tracer({});
   Received got;
   Reader reader(tracer.events_map(), got.sample_handler());
-  struct sigaction sa {}, old {};
-  sa.sa_handler = ignore_signal;
-  sigaction(SIGALRM, &sa, &old);
-  sigset_t alarm, wait_mask;
-  sigemptyset(&alarm);
-  sigaddset(&alarm, SIGALRM);
-  pthread_sigmask(SIG_BLOCK, &alarm, &wait_mask);
-  sigdelset(&wait_mask, SIGALRM);
+  AlarmSignal alarm(/*block_outside_wait=*/true);
   // One tick only: wherever poll() is when it fires, it is delivered in the wait.
-  itimerval t{};
-  t.it_value.tv_usec = 30000;
-  setitimer(ITIMER_REAL, &t, nullptr);
-  const auto r = reader.poll(milliseconds(-1), &wait_mask);
-  pthread_sigmask(SIG_UNBLOCK, &alarm, nullptr);
-  sigaction(SIGALRM, &old, nullptr);
+  alarm.start_timer(30000);
+  const auto r = reader.poll(milliseconds(-1), &alarm.wait_mask());
   ASSERT_FALSE(r.ok());
   EXPECT_TRUE(r.interrupted()) << r.error().what();
 }
@@ -339,20 +355,11 @@ TEST(ReaderKernel, BusyPollStillLetsTheWaitMaskDeliverSignals) {
   WriteTracer tracer({});
   Reader reader(tracer.events_map(), [](const Sample&) {}, {},
                 Options{.busy_poll = std::chrono::microseconds(100)});
-  struct sigaction sa {}, old {};
-  sa.sa_handler = ignore_signal;
-  sigaction(SIGALRM, &sa, &old);
-  sigset_t alarm, wait_mask;
-  sigemptyset(&alarm);
-  sigaddset(&alarm, SIGALRM);
-  pthread_sigmask(SIG_BLOCK, &alarm, &wait_mask);
-  sigdelset(&wait_mask, SIGALRM);
+  AlarmSignal alarm(/*block_outside_wait=*/true);
   raise(SIGALRM);  // pending, blocked
   // Records are always there, so the busy path finds them without a wait.
   ASSERT_EQ(fire_on_cpu(tracer.raw_tracepoint_fd(), 0), 0);
-  const auto r = reader.poll(milliseconds(1000), &wait_mask);
-  pthread_sigmask(SIG_UNBLOCK, &alarm, nullptr);
-  sigaction(SIGALRM, &old, nullptr);
+  const auto r = reader.poll(milliseconds(1000), &alarm.wait_mask());
   ASSERT_FALSE(r.ok());
   EXPECT_TRUE(r.interrupted()) << r.error().what();
 }
