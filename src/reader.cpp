@@ -61,6 +61,15 @@ void resolve_and_validate(Options& o) {
     throw bad_option("max_delay must be from 1 ms to 24 h (it bounds how long a record can wait)");
   if (o.busy_poll.count() < 0 || o.busy_poll > std::chrono::seconds(1))
     throw bad_option("busy_poll must be from 0 (off) to 1 s");
+  switch (o.clock) {
+    case CLOCK_MONOTONIC: case CLOCK_MONOTONIC_RAW: case CLOCK_REALTIME: case CLOCK_BOOTTIME:
+    case CLOCK_TAI: case kPerfClock:
+      break;
+    default:
+      throw bad_option("clock = " + std::to_string(o.clock) +
+                       " is not a clock perf can stamp records with: use CLOCK_MONOTONIC, "
+                       "CLOCK_MONOTONIC_RAW, CLOCK_REALTIME, CLOCK_BOOTTIME, CLOCK_TAI or kPerfClock");
+  }
   for (std::size_t i = 0; i < o.cpus.size(); ++i) {
     if (o.cpus[i] < 0) throw bad_option("cpus holds a negative CPU id");
     if (std::find(o.cpus.begin(), o.cpus.begin() + i, o.cpus[i]) != o.cpus.begin() + i)
@@ -75,6 +84,10 @@ perf_event_attr ring_attr(const Options& o, std::size_t ring_bytes) {
   attr.config = PERF_COUNT_SW_BPF_OUTPUT;
   attr.sample_period = 1;
   attr.sample_type = PERF_SAMPLE_RAW | (o.timestamps ? PERF_SAMPLE_TIME : 0);
+  if (o.clock != kPerfClock) {
+    attr.use_clockid = 1;
+    attr.clockid = o.clock;
+  }
   switch (o.wakeup.mode) {
     case Wakeup::Mode::every_record:
       attr.wakeup_events = 1;

@@ -21,6 +21,7 @@
 #include <perfbuf/ring.h>
 
 #include <signal.h>
+#include <time.h>
 
 #include <chrono>
 #include <cstddef>
@@ -39,7 +40,7 @@ namespace perfbuf {
 // One record from the BPF program.
 struct Sample {
   int cpu = -1;               // the CPU whose ring held it
-  std::uint64_t time_ns = 0;  // kernel timestamp (perf clock), when Options::timestamps is set
+  std::uint64_t time_ns = 0;  // kernel timestamp on Options::clock, when Options::timestamps is set
   // The bytes passed to bpf_perf_event_output(), plus up to 7 bytes of kernel
   // padding. Valid only until the handler returns.
   std::span<const std::byte> data;
@@ -125,7 +126,15 @@ struct Options {
   std::chrono::microseconds busy_poll{0};
   // Ask the kernel for a timestamp per record (PERF_SAMPLE_TIME) in Sample::time_ns.
   bool timestamps = false;
+  // The clock of those timestamps. CLOCK_MONOTONIC (the default) is the clock of
+  // bpf_ktime_get_ns() and of clock_gettime(CLOCK_MONOTONIC), so times compare
+  // with both; also CLOCK_MONOTONIC_RAW, CLOCK_REALTIME, CLOCK_BOOTTIME,
+  // CLOCK_TAI, or kPerfClock for perf's own clock (which drifts from them).
+  clockid_t clock = CLOCK_MONOTONIC;
 };
+
+// Options::clock value for perf's own local clock.
+inline constexpr clockid_t kPerfClock = -1;
 
 struct CpuStats {
   int cpu = -1;
