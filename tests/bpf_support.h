@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <bpf/bpf.h>
+#include <sched.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -47,6 +48,11 @@ inline const std::string& bpf_unavailable_reason() {
     }                                                                              \
   } while (0)
 
+// Whether this kernel can attach kprobes (CONFIG_KPROBE_EVENTS gives a kprobe PMU).
+inline bool kernel_has_kprobes() {
+  return access("/sys/bus/event_source/devices/kprobe", F_OK) == 0;
+}
+
 // Runs the write tracer's raw_tracepoint program once on `cpu`, as if that CPU
 // entered write(2): one record lands in that CPU's ring. No syscall trigger,
 // no other process involved.
@@ -62,20 +68,32 @@ inline int fire_on_cpu(int prog_fd, int cpu) {
 }
 
 // A child process that makes exactly `writes` write(2) calls once released,
-// then exits. Its pid is known before it writes, so a tracer can filter on it.
+// then, if `then_writes` is not 0, `then_writes` more once released again, and
+// exits. Its pid is known before it writes, so a tracer can filter on it.
+// pin_cpu >= 0 keeps it on that CPU, so all its records go to one ring.
 class WritingChild {
  public:
-  explicit WritingChild(int writes) {
+  explicit WritingChild(int writes, int then_writes = 0, int pin_cpu = -1)
+      : phases_(then_writes ? 2 : 1) {
     int go[2];
     if (pipe(go) != 0) throw std::runtime_error("pipe");
     pid_ = fork();
     if (pid_ < 0) throw std::runtime_error("fork");
     if (pid_ == 0) {
-      char c;
       close(go[1]);
-      if (read(go[0], &c, 1) != 1) _exit(1);
-      for (int i = 0; i < writes; ++i)
-        if (write(STDOUT_FILENO, "", 0) != 0) _exit(1);
+      if (pin_cpu >= 0) {
+        cpu_set_t set;
+        CPU_ZERO(&set);
+        CPU_SET(pin_cpu, &set);
+        if (sched_setaffinity(0, sizeof set, &set) != 0) _exit(2);
+      }
+      for (int count : {writes, then_writes}) {
+        if (count == 0) break;
+        char c;
+        if (read(go[0], &c, 1) != 1) _exit(1);
+        for (int i = 0; i < count; ++i)
+          if (write(STDOUT_FILENO, "", 0) != 0) _exit(1);
+      }
       _exit(0);
     }
     close(go[0]);
@@ -87,23 +105,26 @@ class WritingChild {
   }
   pid_t pid() const { return pid_; }
 
-  // Lets the child start writing.
+  // Lets the child make its next batch of writes.
   void release() {
-    if (go_ < 0) return;
+    if (phases_ == 0) return;
     if (::write(go_, "x", 1) != 1) throw std::runtime_error("release child");
-    close(go_);
-    go_ = -1;
+    if (--phases_ == 0) {
+      close(go_);
+      go_ = -1;
+    }
   }
 
-  // Lets the child write and waits for it; its exit code (0: every write worked).
+  // Lets the child make all its writes and waits for it; its exit code (0: every write worked).
   int release_and_wait() {
-    release();
+    while (phases_ > 0) release();
     const int code = wait_exit_code(pid_);
     pid_ = -1;
     return code;
   }
 
  private:
+  int phases_;
   pid_t pid_ = -1;
   int go_ = -1;
 };

@@ -132,12 +132,21 @@ TEST(FailureModes, TracepointWithoutTracefsSaysHowToMountIt) {
   EXPECT_NE(err.find("mount -t tracefs nodev /sys/kernel/tracing"), std::string::npos) << err;
 }
 
-TEST(FailureModes, AutoFallsBackToRawTracepointWithoutTracefs) {
+// Also hide the PMU list, so that kprobes cannot attach either (libbpf finds the
+// kprobe PMU there, and its fallback needs tracefs): the same on every kernel.
+void without_tracefs_or_kprobes() {
+  without_tracefs();
+  if (mount("none", "/sys/bus/event_source", "tmpfs", MS_RDONLY, "size=64k") != 0) _exit(3);
+}
+
+TEST(FailureModes, AutoFallsBackToRawTracepointWithoutTracefsOrKprobes) {
   REQUIRE_BPF();
-  Cli cli({"trace", "--duration", "0.1"}, without_tracefs);
+  Cli cli({"trace", "--duration", "0.1"}, without_tracefs_or_kprobes);
   std::string out, err;
   EXPECT_EQ(cli.wait(out, err), 0) << out << err;
-  EXPECT_NE(out.find("skipped tracepoint"), std::string::npos) << out;
+  EXPECT_NE(out.find("skipped kprobe"), std::string::npos) << out;
+  EXPECT_NE(out.find("skipped tracepoint syscalls/sys_enter_write: tracefs is not mounted"),
+            std::string::npos) << out;
   EXPECT_NE(out.find("via raw_tracepoint"), std::string::npos) << out;
 }
 

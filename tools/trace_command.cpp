@@ -147,15 +147,15 @@ int run(const TraceArgs& args, const sigset_t& stop_signals) {
   using clock = std::chrono::steady_clock;
   WriteTracer tracer({.only_tgid = args.pid, .ignore_tgid = static_cast<std::uint32_t>(getpid())});
   Counts counts;
+  bool final_drain = false;
   auto on_sample = [&](const Sample& s) {
     const std::optional<write_event> checked = checked_write_event(s);
-    if (!checked) {
-      ++counts.cookie_errors;
-      return g_stop ? Action::stop : Action::next;
-    }
+    if (checked) ++counts.received; else ++counts.cookie_errors;
+    // After Ctrl-C no more event lines: stop this drain at once; the final one
+    // after detaching only counts what is left, so the summary is complete.
+    if (g_stop) return final_drain ? Action::next : Action::stop;
+    if (!checked || !args.events) return Action::next;
     const write_event& e = *checked;
-    ++counts.received;
-    if (!args.events) return g_stop ? Action::stop : Action::next;
     if (args.json)
       std::printf("{\"type\":\"event\",\"time_ns\":%" PRIu64
                   ",\"cpu\":%d,\"pid\":%u,\"tid\":%u}\n",
@@ -163,7 +163,7 @@ int run(const TraceArgs& args, const sigset_t& stop_signals) {
     else
       std::printf("%" PRIu64 ".%09" PRIu64 " cpu %d pid %u tid %u\n", s.time_ns / 1000000000,
                   s.time_ns % 1000000000, s.cpu, e.tgid, e.tid);
-    return g_stop ? Action::stop : Action::next;
+    return Action::next;
   };
   // The rings exist before the program is attached, so no record is missed.
   Reader reader(tracer.events_map(), on_sample, {},
@@ -230,6 +230,7 @@ int run(const TraceArgs& args, const sigset_t& stop_signals) {
   const double seconds = seconds_since(start);
   // Detach first, then take what is still in the rings: the summary is complete.
   tracer.detach();
+  final_drain = true;
   if (const auto r = reader.consume(); !r) {
     std::fprintf(stderr, "perfbuf trace: %s\n", r.error().what());
     status = 1;
