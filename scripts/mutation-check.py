@@ -41,7 +41,8 @@ TEST_TIMEOUT_S = 30
 
 
 def load_mutations():
-    files = subprocess.run(["git", "ls-files", "*mutations.toml"], cwd=ROOT, check=True,
+    files = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard",
+                            "*mutations.toml"], cwd=ROOT, check=True,
                            capture_output=True, text=True).stdout.split()
     mutations, errors = [], []
     for f in files:

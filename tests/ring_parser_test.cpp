@@ -125,7 +125,8 @@ TEST(RingParser, ReadsOnlyUpToTheHeadSeenAtTheStart) {
   struct Producer : Collector {
     FakeRing* ring;
     Action on_sample(const RawSample& s) {
-      ring->add_sample(bytes_of(std::uint64_t{99}));  // the kernel keeps writing
+      // The kernel keeps writing (a few records: a drain that chased the head would end too).
+      if (samples.size() < 3) ring->add_sample(bytes_of(std::uint64_t{99}));
       return Collector::on_sample(s);
     }
   } p;
@@ -262,6 +263,30 @@ TEST(RingParser, SkipsOtherRecordTypes) {
   EXPECT_EQ(r.corrupt, nullptr);
   ASSERT_EQ(r.records, 1u);
   EXPECT_EQ(value_of(c.samples[0]), 5u);
+}
+
+// The kernel may overwrite what lies below data_tail: the tail must not move
+// while records are still being handed out, and must reach the head at the end.
+TEST(RingParser, TailIsPublishedOnceAfterTheRecordsAreUsed) {
+  FakeRing ring(4096);
+  for (std::uint64_t i = 0; i < 10; ++i) ring.add_sample(bytes_of(i));
+  ring.add_lost(3);
+  ring.add_sample(bytes_of(std::uint64_t{10}));
+  const std::uint64_t start = ring.tail();
+  struct Watcher {
+    FakeRing& ring;
+    std::uint64_t start;
+    int moved = 0;
+    Action on_sample(const RawSample&) {
+      moved += ring.tail() != start;
+      return Action::next;
+    }
+    void on_lost(std::uint64_t) { moved += ring.tail() != start; }
+  } watcher{ring, start};
+  const DrainResult r = ring.parser().drain(watcher, scratch);
+  EXPECT_EQ(r.records, 11u);
+  EXPECT_EQ(watcher.moved, 0) << "the tail moved during the drain";
+  EXPECT_EQ(ring.tail(), ring.head());
 }
 
 TEST(CpuList, ParsesRangesAndSingles) {
