@@ -118,9 +118,13 @@ def failed_tests(log):
     """The names ctest printed as failed in the last run of the log."""
     text = Path(log).read_text()
     last = text[text.rfind("$ ctest"):]
-    return [line.split("-")[-1].strip() for line in last.splitlines()
-            if line.strip().endswith(("(Failed)", "(Timeout)", "(SEGFAULT)", "(Subprocess aborted)",
-                                      "(Child aborted)", "(Not Run)", "(Exception)"))]
+    # ctest's closing list: "\t 12 - Suite.Name (Failed)"
+    names = []
+    for line in last.splitlines():
+        line = line.strip()
+        if " - " in line and line.endswith(")") and line[0].isdigit():
+            names.append(line.split(" - ", 1)[1].rsplit(" (", 1)[0])
+    return names
 
 
 def main():

@@ -225,16 +225,21 @@ bool sigint_in(pid_t pid, const std::string& field) {
 
 TEST(TraceCli, CtrlCDuringStartupExitsCleanly) {
   REQUIRE_BPF();
+  // Start-up (load, attach) lasts tens of ms; on a busy machine this test may
+  // miss the window, so it tries again, a bounded number of times.
   int landed_in_startup = 0;
-  for (int attempt = 0; attempt < 5 && landed_in_startup < 2; ++attempt) {
+  for (int attempt = 0; attempt < 10 && landed_in_startup == 0; ++attempt) {
     Cli cli({"trace", "--json"});
     // Wait until the tool handles SIGINT and holds it blocked while it starts.
-    bool starting = false;
-    for (int i = 0; i < 5000 && !starting; ++i) {
-      starting = sigint_in(cli.pid(), "SigCgt") && sigint_in(cli.pid(), "SigBlk");
-      if (!starting) usleep(200);
+    bool starting = false, started = false;
+    for (int i = 0; i < 20000 && !starting && !started; ++i) {
+      const bool handled = sigint_in(cli.pid(), "SigCgt");
+      const bool blocked = sigint_in(cli.pid(), "SigBlk");
+      starting = handled && blocked;
+      started = handled && !blocked;  // missed it: start-up is over
+      if (!starting && !started) usleep(100);
     }
-    ASSERT_TRUE(starting) << "the tool never blocked SIGINT with its handler installed";
+    if (!starting) continue;
     cli.signal(SIGINT);
     // Still blocked and pending: the signal arrived during start-up (else the
     // tool had just finished starting; that run proves less, try again).
@@ -245,7 +250,7 @@ TEST(TraceCli, CtrlCDuringStartupExitsCleanly) {
     EXPECT_EQ(cli.wait(out, err), 0) << err;
     EXPECT_NE(last_line(out).find("\"type\":\"summary\""), std::string::npos) << out;
   }
-  EXPECT_GE(landed_in_startup, 1) << "no Ctrl-C landed while the tool was starting";
+  EXPECT_EQ(landed_in_startup, 1) << "no Ctrl-C landed while the tool was starting";
 }
 
 // Every field of --json, with losses: the tool is stopped while a child pinned
