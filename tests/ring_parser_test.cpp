@@ -289,6 +289,54 @@ TEST(RingParser, TailIsPublishedOnceAfterTheRecordsAreUsed) {
   EXPECT_EQ(ring.tail(), ring.head());
 }
 
+TEST(RingParser, PeekLooksWithoutTakingAndCommitPublishes) {
+  FakeRing ring(4096);
+  ring.add_sample(bytes_of(std::uint64_t{1}));
+  ring.add_lost(5);
+  const std::array<std::byte, 16> other{};  // a record type that carries no data for us
+  perf_event_header h{PERF_RECORD_COMM, 0, 24};
+  ring.append(bytes_of(h));
+  ring.append(other);
+  ring.add_sample(bytes_of(std::uint64_t{2}));
+  RingParser parser = ring.parser();
+
+  auto first = parser.peek(scratch);
+  auto again = parser.peek(scratch);
+  ASSERT_TRUE(first && again);
+  EXPECT_EQ(first->kind, RingRecord::Kind::sample);
+  EXPECT_EQ(first->sample.data.data(), again->sample.data.data());
+  parser.advance();
+  auto lost = parser.peek(scratch);
+  ASSERT_TRUE(lost);
+  EXPECT_EQ(lost->kind, RingRecord::Kind::lost);
+  EXPECT_EQ(lost->lost, 5u);
+  parser.advance();
+  auto second = parser.peek(scratch);  // the COMM record is stepped over
+  ASSERT_TRUE(second);
+  EXPECT_EQ(value_of({second->sample.data.begin(), second->sample.data.end()}), 2u);
+  EXPECT_EQ(ring.tail(), 0u) << "nothing published before commit()";
+  parser.advance();
+  EXPECT_FALSE(parser.peek(scratch).has_value());
+  EXPECT_EQ(parser.corrupt(), nullptr);
+  parser.commit();
+  EXPECT_EQ(ring.tail(), ring.head());
+}
+
+TEST(RingParser, PeekReportsCorruptionAndSkipToHeadRecovers) {
+  FakeRing ring(4096);
+  const perf_event_header zero{PERF_RECORD_SAMPLE, 0, 0};
+  ring.append(bytes_of(zero));
+  RingParser parser = ring.parser();
+  EXPECT_FALSE(parser.peek(scratch).has_value());
+  ASSERT_NE(parser.corrupt(), nullptr);
+  EXPECT_EQ(parser.skip_to_head(), 8u);
+  EXPECT_EQ(ring.tail(), ring.head());
+  ring.add_sample(bytes_of(std::uint64_t{3}));
+  auto rec = parser.peek(scratch);
+  ASSERT_TRUE(rec);
+  EXPECT_EQ(parser.corrupt(), nullptr);
+}
+
 TEST(CpuList, ParsesRangesAndSingles) {
   EXPECT_EQ(sys::parse_cpu_list("0-3,5,7-8\n"), (std::vector<int>{0, 1, 2, 3, 5, 7, 8}));
   EXPECT_EQ(sys::parse_cpu_list("0"), (std::vector<int>{0}));

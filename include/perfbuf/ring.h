@@ -16,6 +16,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <optional>
 #include <span>
 
 namespace perfbuf {
@@ -43,11 +44,20 @@ struct DrainResult {
   const char* corrupt = nullptr;
 };
 
+// One record at the cursor: a sample, or the kernel's report of records it dropped.
+struct RingRecord {
+  enum class Kind { sample, lost };
+  Kind kind = Kind::sample;
+  RawSample sample;        // Kind::sample
+  std::uint64_t lost = 0;  // Kind::lost: how many records the kernel dropped
+};
+
 class RingParser {
  public:
   // data.size() must be a power of two (the kernel enforces it for real rings).
   RingParser(perf_event_mmap_page* control, std::span<std::byte> data, bool has_time) noexcept
-      : control_(control), data_(data.data()), mask_(data.size() - 1), has_time_(has_time) {}
+      : control_(control), data_(data.data()), mask_(data.size() - 1), has_time_(has_time),
+        pos_(load_tail()) {}
 
   std::size_t size() const noexcept { return mask_ + 1; }
 
@@ -64,9 +74,34 @@ class RingParser {
   template <class Visitor>
   DrainResult drain(Visitor&& visitor, std::span<std::byte> scratch);
 
+  // The same in steps, for callers that look before they take (a merge):
+  //   while (auto rec = ring.peek(scratch)) { use(*rec); ring.advance(); }
+  //   ring.commit();
+  // peek() returns the record at the cursor, skipping types that carry no data
+  // for a BPF output event; its view is valid until the next peek() or
+  // advance(). nullopt when the ring is empty or corrupt() is set.
+  std::optional<RingRecord> peek(std::span<std::byte> scratch) noexcept {
+    return peek_until(load_head(), scratch);
+  }
+  // Past the record peek() returned.
+  void advance() noexcept { pos_ = next_; }
+  // Publishes the cursor as the tail: the kernel may reuse the space before it.
+  void commit() noexcept { store_tail(pos_); }
+  // What peek() found that no kernel writes, or nullptr.
+  const char* corrupt() const noexcept { return corrupt_; }
+  // After corrupt(): skips everything up to the head and commits, so the ring
+  // is usable again. Returns the bytes skipped.
+  std::uint64_t skip_to_head() noexcept {
+    const std::uint64_t skipped = load_head() - pos_;
+    pos_ += skipped;
+    commit();
+    return skipped;
+  }
+
  private:
   // Pairs with the kernel's store of data_head after the record bytes
-  // (perf_output_put_handle): the bytes below head are visible after this load.
+  // (perf_output_put_handle, kernel/events/ring_buffer.c, 6.x): the bytes below
+  // head are visible after this load.
   std::uint64_t load_head() const noexcept {
     return std::atomic_ref<__u64>(control_->data_head).load(std::memory_order_acquire);
   }
@@ -78,6 +113,12 @@ class RingParser {
   // (perf_output_begin): our reads of the records happen before it reuses them.
   void store_tail(std::uint64_t tail) noexcept {
     std::atomic_ref<__u64>(control_->data_tail).store(tail, std::memory_order_release);
+  }
+
+  std::optional<RingRecord> peek_until(std::uint64_t head, std::span<std::byte> scratch) noexcept;
+  std::optional<RingRecord> fail(const char* why) noexcept {
+    corrupt_ = why;
+    return std::nullopt;
   }
 
   // The record at pos as one contiguous span: in place, or copied into scratch
@@ -114,70 +155,75 @@ class RingParser {
   std::byte* data_;
   std::uint64_t mask_;
   bool has_time_;
+  std::uint64_t pos_;   // the cursor: where the next peek() looks
+  std::uint64_t next_;  // past the record the last peek() returned
+  const char* corrupt_ = nullptr;
 };
+
+inline std::optional<RingRecord> RingParser::peek_until(std::uint64_t head,
+                                                        std::span<std::byte> scratch) noexcept {
+  corrupt_ = nullptr;
+  if (head - pos_ > size()) return fail("head is more than the ring size ahead of tail");
+  if ((head | pos_) % 8 != 0) return fail("head or tail is not 8-byte aligned");
+  for (std::uint64_t pos = pos_; pos != head; pos = pos_) {
+    // Records are 8-byte aligned and at least 8 bytes, so a header never wraps.
+    perf_event_header header;
+    std::memcpy(&header, data_ + (pos & mask_), sizeof header);
+    if (header.size < sizeof header) return fail("record size smaller than its header");
+    if (header.size % 8 != 0) return fail("record size not a multiple of 8");
+    if (header.size > head - pos) return fail("record runs past the head");
+
+    const auto rec = record_at(pos, header.size, scratch);
+    if (rec.empty()) return fail("wrapped record larger than the scratch buffer");
+    next_ = pos + header.size;
+    RingRecord out;
+    switch (header.type) {
+      case PERF_RECORD_SAMPLE:
+        if (!parse_sample(rec, out.sample)) return fail("sample fields larger than the record");
+        return out;
+      case PERF_RECORD_LOST:
+        // struct { header; u64 id; u64 lost; }
+        if (rec.size() < sizeof header + 2 * sizeof out.lost) return fail("lost record too short");
+        std::memcpy(&out.lost, rec.data() + sizeof header + sizeof out.lost, sizeof out.lost);
+        out.kind = RingRecord::Kind::lost;
+        return out;
+      default:  // nothing else carries data for a BPF output event
+        pos_ = next_;
+    }
+  }
+  return std::nullopt;
+}
 
 template <class Visitor>
 DrainResult RingParser::drain(Visitor&& visitor, std::span<std::byte> scratch) {
   DrainResult result;
+  const std::uint64_t start = pos_;
   const std::uint64_t head = load_head();
   // Publishes the tail on every way out, exceptions included.
   struct TailCommit {
     RingParser& ring;
-    std::uint64_t pos;
-    ~TailCommit() { ring.store_tail(pos); }
-  } commit{*this, load_tail()};
+    ~TailCommit() { ring.commit(); }
+  } commit{*this};
 
-  auto reject = [&](const char* why) {
-    result.corrupt = why;
-    result.bytes += head - commit.pos;
-    commit.pos = head;
-    return result;
-  };
-  if (head - commit.pos > size()) return reject("head is more than the ring size ahead of tail");
-  if ((head | commit.pos) % 8 != 0) return reject("head or tail is not 8-byte aligned");
-
-  while (commit.pos != head) {
-    const std::uint64_t pos = commit.pos;
-    // Records are 8-byte aligned and at least 8 bytes, so a header never wraps.
-    perf_event_header header;
-    std::memcpy(&header, data_ + (pos & mask_), sizeof header);
-    if (header.size < sizeof header) return reject("record size smaller than its header");
-    if (header.size % 8 != 0) return reject("record size not a multiple of 8");
-    if (header.size > head - pos) return reject("record runs past the head");
-
-    const auto rec = record_at(pos, header.size, scratch);
-    if (rec.empty()) return reject("wrapped record larger than the scratch buffer");
-
-    switch (header.type) {
-      case PERF_RECORD_SAMPLE: {
-        RawSample sample;
-        if (!parse_sample(rec, sample)) return reject("sample fields larger than the record");
-        commit.pos = pos + header.size;
-        result.bytes += header.size;
-        ++result.records;
-        if (visitor.on_sample(sample) == Action::stop) {
-          result.stopped = true;
-          return result;
-        }
-        continue;
-      }
-      case PERF_RECORD_LOST: {
-        // struct { header; u64 id; u64 lost; }
-        std::uint64_t lost;
-        if (rec.size() < sizeof header + 2 * sizeof lost) return reject("lost record too short");
-        std::memcpy(&lost, rec.data() + sizeof header + sizeof lost, sizeof lost);
-        commit.pos = pos + header.size;
-        result.bytes += header.size;
-        result.lost += lost;
-        visitor.on_lost(lost);
-        continue;
-      }
-      default:  // nothing else carries data for a BPF output event
-        break;
+  while (const auto rec = peek_until(head, scratch)) {
+    advance();  // before the visitor: a record whose handler throws counts as consumed
+    result.bytes = pos_ - start;
+    if (rec->kind == RingRecord::Kind::lost) {
+      result.lost += rec->lost;
+      visitor.on_lost(rec->lost);
+      continue;
     }
-    commit.pos = pos + header.size;
-    result.bytes += header.size;
+    ++result.records;
+    if (visitor.on_sample(rec->sample) == Action::stop) {
+      result.stopped = true;
+      return result;
+    }
   }
+  if (corrupt_) {
+    result.corrupt = corrupt_;
+    pos_ = head;  // skip what cannot be parsed, so the next drain works
+  }
+  result.bytes = pos_ - start;
   return result;
 }
 
