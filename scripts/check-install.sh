@@ -202,6 +202,10 @@ step "cpack -G DEB, unpacked with dpkg -x, write_count against it"
 deb=$(ls "$build"/*.deb)
 echo "package: $(basename "$deb")"
 dpkg-deb -f "$deb" Package Version Depends Recommends
+depends=$(dpkg-deb -f "$deb" Depends)
+for dep in libbpf-dev libbpf1 libstdc++6 libc6; do
+  grep -qw "$dep" <<<"$depends" || fail "the package does not depend on $dep (Depends: $depends)"
+done
 contents=$(dpkg-deb -c "$deb")
 for f in usr/include/perfbuf/perfbuf.h "usr/lib/$multiarch/libperfbuf.so" \
          "usr/lib/$multiarch/libperfbuf.a" "usr/lib/$multiarch/cmake/perfbuf/perfbufConfig.cmake" \
