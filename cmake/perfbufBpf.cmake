@@ -37,10 +37,10 @@ function(_perfbuf_find_bpf_tools)
     list(GET what 0 var)
     list(GET what 1 label)
     list(GET what 2 package)
-    if(NOT ${var})
+    if(NOT ${var} OR NOT EXISTS "${${var}}")
       message(FATAL_ERROR
-        "perfbuf_add_bpf_skeleton: ${label} not found. Install it (Debian: "
-        "apt-get install ${package}) or pass -D${var}=<path>.")
+        "perfbuf_add_bpf_skeleton: ${label} not found (${var} = ${${var}}). Install it "
+        "(Debian: apt-get install ${package}) or pass -D${var}=<path>.")
     endif()
   endforeach()
 endfunction()

@@ -183,10 +183,11 @@ project(bad_call LANGUAGES C)
 find_package(perfbuf REQUIRED)
 perfbuf_add_bpf_skeleton(${CASE})
 EOF
-expect_error() {  # <arguments> <part of the expected message>
+expect_error() {  # <arguments> <part of the expected message> [cmake options]
   local out
+  rm -rf "$scratch/bad-call/build"
   if out=$(cmake -S "$scratch/bad-call" -B "$scratch/bad-call/build" \
-             -DCMAKE_PREFIX_PATH="$prefix" "-DCASE=$1" 2>&1); then
+             -DCMAKE_PREFIX_PATH="$prefix" "-DCASE=$1" "${@:3}" 2>&1); then
     fail "perfbuf_add_bpf_skeleton($1) was accepted"
   fi
   grep -q "$2" <<<"${out//$'\n'/ }" || { echo "$out" >&2; fail "perfbuf_add_bpf_skeleton($1): message lacks '$2'"; }
@@ -196,6 +197,8 @@ expect_error "probe;missing.bpf.c" "source .*missing.bpf.c\" does not exist"
 expect_error "my-probe;missing.bpf.c" "must be a C identifier"
 touch "$scratch/bad-call/p.bpf.c"
 expect_error "probe;p.bpf.c;INCLUDE;x" "unknown arguments \"INCLUDE;x\""
+expect_error "probe;p.bpf.c" "clang not found (PERFBUF_BPF_CLANG = /nonexistent/clang)" \
+  -DPERFBUF_BPF_CLANG=/nonexistent/clang
 
 step "cpack -G DEB, unpacked with dpkg -x, write_count against it"
 (cd "$build" && quiet cpack -G DEB)

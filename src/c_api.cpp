@@ -10,6 +10,7 @@
 #include <cstring>
 #include <new>
 #include <string>
+#include <type_traits>
 
 struct perfbuf_c {
   perfbuf::Reader reader;
@@ -85,7 +86,11 @@ perfbuf::Options to_options(std::size_t page_cnt, const perfbuf_opts& o) {
                                      "the default of 512 KiB per CPU");
   perfbuf::Options options;
   options.pages_per_cpu = page_cnt;
-  switch (o.wakeup) {
+  // A C caller may store any int in the enum; in C++ loading such a value as the
+  // enum is undefined, so its bytes are read as the underlying integer.
+  std::underlying_type_t<perfbuf_wakeup> wakeup;
+  std::memcpy(&wakeup, &o.wakeup, sizeof wakeup);
+  switch (wakeup) {
     case PERFBUF_WAKEUP_WATERMARK:
       options.wakeup = perfbuf::Wakeup::watermark(o.wakeup_value);
       break;
@@ -99,7 +104,7 @@ perfbuf::Options to_options(std::size_t page_cnt, const perfbuf_opts& o) {
       options.wakeup = perfbuf::Wakeup::every(o.wakeup_value);
       break;
     default:
-      throw perfbuf::Error(EINVAL, "opts->wakeup = " + std::to_string(o.wakeup) +
+      throw perfbuf::Error(EINVAL, "opts->wakeup = " + std::to_string(wakeup) +
                                        " is not a PERFBUF_WAKEUP_* value");
   }
   if (o.max_delay_ms != 0) options.max_delay = std::chrono::milliseconds(o.max_delay_ms);

@@ -16,6 +16,7 @@
 #include <stdexcept>
 #include <string>
 #include <thread>
+#include <type_traits>
 #include <vector>
 
 #include "bpf_support.h"
@@ -145,7 +146,8 @@ TEST(CApi, OptsSizeKeepsOlderAndNewerCallersWorking) {
   // An older caller's struct ends before `wakeup`: what follows is not read.
   perfbuf_opts older{};
   older.sz = offsetof(perfbuf_opts, wakeup);
-  older.wakeup = static_cast<perfbuf_wakeup>(99);
+  const std::underlying_type_t<perfbuf_wakeup> bad_wakeup = 99;  // as C code may store it
+  std::memcpy(&older.wakeup, &bad_wakeup, sizeof bad_wakeup);
   EXPECT_EQ(try_new(&older), 0) << perfbuf_last_error();
   older.sz = sizeof older;  // now it is read, and refused
   EXPECT_EQ(try_new(&older), EINVAL);
