@@ -28,7 +28,11 @@ file(RELATIVE_PATH PERFBUF_PC_TO_PREFIX /prefix/${CMAKE_INSTALL_LIBDIR}/pkgconfi
 configure_file(${CMAKE_CURRENT_LIST_DIR}/perfbuf.pc.in ${PROJECT_BINARY_DIR}/perfbuf.pc @ONLY)
 install(FILES ${PROJECT_BINARY_DIR}/perfbuf.pc DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig)
 
-# cpack -G DEB: one package with the libraries, headers, CMake files and the BPF helper.
+# cpack -G DEB: one package with the libraries, headers, CMake files and the BPF
+# helper. Only at top level: a parent project's CPack settings are its own.
+if(NOT PERFBUF_TOP_LEVEL)
+  return()
+endif()
 set(CPACK_PACKAGE_NAME libperfbuf-dev)
 set(CPACK_PACKAGE_VENDOR perfbuf)
 set(CPACK_PACKAGE_CONTACT "perfbuf maintainers")

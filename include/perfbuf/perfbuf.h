@@ -93,17 +93,18 @@ perfbuf_t *perfbuf__new(int map_fd, size_t page_cnt, perfbuf_sample_fn sample_cb
 void perfbuf__free(perfbuf_t *pb);
 
 /* Waits up to timeout_ms (negative: no limit) for records, then handles what
- * is ready. Returns the number of records handled (0 on timeout or after
- * perfbuf__wake), or a negative errno: -EINTR when a signal interrupted the
- * wait. */
+ * is ready. Returns the number of records handled (0 on a timeout), or a
+ * negative errno: -EINTR when a signal interrupted the wait. */
 int perfbuf__poll(perfbuf_t *pb, int timeout_ms);
 /* Handles everything in every ring now, without waiting. Records handled, or -errno. */
 int perfbuf__consume(perfbuf_t *pb);
 /* Handles everything in ring buf_idx (0 .. perfbuf__buffer_cnt() - 1). Records handled, or -errno. */
 int perfbuf__consume_buffer(perfbuf_t *pb, size_t buf_idx);
 
-/* Makes a perfbuf__poll waiting in another thread return now (or the next one,
- * if none is waiting). Safe from any thread, and from a signal handler. 0 or -errno. */
+/* Makes a perfbuf__poll waiting in another thread return now, with the records
+ * it handled (maybe 0); if none is waiting, the next one returns at once. To
+ * stop a polling thread: set your stop flag, then call this. Safe from any
+ * thread, and from a signal handler. 0 or -errno. */
 int perfbuf__wake(perfbuf_t *pb);
 
 /* The number of rings (one per CPU read). */
