@@ -9,7 +9,8 @@ install(TARGETS perfbuf perfbuf_static EXPORT perfbufTargets
         LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}
         ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR})
 install(DIRECTORY ${PROJECT_SOURCE_DIR}/include/perfbuf
-        DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
+        DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}
+        FILES_MATCHING PATTERN "*.h")  # not the mutation lists kept beside the headers
 install(EXPORT perfbufTargets NAMESPACE perfbuf:: DESTINATION ${PERFBUF_CMAKE_DIR})
 
 configure_package_config_file(${CMAKE_CURRENT_LIST_DIR}/perfbufConfig.cmake.in

@@ -50,7 +50,8 @@ typedef struct perfbuf perfbuf_t;
  * not throw (C++) or longjmp out. */
 typedef void (*perfbuf_sample_fn)(void *ctx, int cpu, void *data, __u32 size);
 typedef void (*perfbuf_lost_fn)(void *ctx, int cpu, __u64 cnt);
-/* A sample with the kernel's timestamp (perf clock, ns; tracks CLOCK_MONOTONIC). */
+/* A sample with the kernel's timestamp (ns, on CLOCK_MONOTONIC: the clock of
+ * bpf_ktime_get_ns() and clock_gettime(CLOCK_MONOTONIC)). */
 typedef void (*perfbuf_sample_ts_fn)(void *ctx, int cpu, __u64 time_ns, void *data, __u32 size);
 
 /* When the kernel wakes a waiting perfbuf__poll (struct perfbuf_opts.wakeup). */
