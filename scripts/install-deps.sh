@@ -11,6 +11,7 @@ packages=(
   libgtest-dev libbenchmark-dev     # tests and microbenchmarks
   libclang-rt-14-dev                # sanitizer and libFuzzer runtimes for clang
   gnuplot-nox                       # perfbuf bench --plot
+  dpkg-dev file                     # cpack -G DEB: the package's library dependencies (dpkg-shlibdeps)
 )
 
 if [ "$(id -u)" -ne 0 ]; then

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <climits>
+#include <cstdio>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -29,6 +30,13 @@ namespace {
 constexpr std::size_t kMaxRingBytes = std::size_t(1) << 30;
 // A record's size field is 16 bits, so no record is longer than this.
 constexpr std::size_t kMaxRecordBytes = 65535;
+
+// Every fd the reader puts in its epoll set carries this tag in the upper half
+// of its epoll data, a ring's index in the lower half. An fd someone else adds
+// (data 0, a small number, a pointer) is then recognised as foreign instead of
+// being taken for a ring.
+constexpr std::uint64_t kTokenTag = std::uint64_t{0x70666266} << 32;  // "pfbf"
+constexpr std::uint64_t kWakeToken = kTokenTag | 0xffffffff;
 
 Error bad_option(const std::string& what) { return Error(EINVAL, "perfbuf::Options: " + what); }
 
@@ -169,6 +177,15 @@ struct Pass {
   }
 };
 
+Error foreign_fd_error(std::uint64_t token) {
+  char data[19];
+  std::snprintf(data, sizeof data, "%#llx", static_cast<unsigned long long>(token));
+  return Error(EINVAL, std::string("poll: the reader's epoll set holds an fd the reader did not "
+                                   "add (epoll data ") + data +
+                           "); epoll_fd() is only for nesting in your own epoll or poll set: "
+                           "add your fds to your own set, and use wake() to stop a poll()");
+}
+
 }  // namespace
 
 struct Reader::Impl {
@@ -178,6 +195,7 @@ struct Reader::Impl {
   sys::Fd map_fd;  // our own duplicate, so the map outlives the reader's use of it
   std::uint32_t map_id = 0;
   sys::Fd epoll;
+  sys::Fd wake;  // eventfd in the epoll set: wake() makes a waiting poll() return
   std::size_t ring_bytes = 0;
   std::vector<Ring> rings;
   std::vector<std::byte> scratch;  // wrapped records, shared by all rings
@@ -194,6 +212,12 @@ struct Reader::Impl {
   void drain(Ring& ring, Pass& pass);
   // Drains every ring; true if it got through all of them (no early stop).
   bool drain_all(Pass& pass);
+  // The ring an epoll token stands for; nullptr when the reader did not add it.
+  Ring* ring_of(std::uint64_t token) {
+    const std::uint64_t index = token & 0xffffffff;
+    if ((token & ~std::uint64_t{0xffffffff}) != kTokenTag || index >= rings.size()) return nullptr;
+    return &rings[index];
+  }
   bool any_readable() const {
     for (const Ring& r : rings)
       if (r.parser.readable() != 0) return true;
@@ -268,6 +292,8 @@ Reader::Reader(int map_fd, SampleHandler on_sample, LostHandler on_lost, Options
   s.ring_bytes = s.options.pages_per_cpu * sys::page_size();
   s.scratch.resize(std::min(s.ring_bytes, kMaxRecordBytes + 1));
   s.epoll = sys::epoll_create();
+  s.wake = sys::eventfd_create();
+  sys::epoll_add(s.epoll.get(), s.wake.get(), kWakeToken);
   perf_event_attr attr = ring_attr(s.options, s.ring_bytes);
   s.rings.reserve(cpus.size());
   for (int cpu : cpus) {
@@ -276,14 +302,14 @@ Reader::Reader(int map_fd, SampleHandler on_sample, LostHandler on_lost, Options
     auto* control = static_cast<perf_event_mmap_page*>(mapping.get());
     std::span<std::byte> data(static_cast<std::byte*>(mapping.get()) + sys::page_size(),
                               s.ring_bytes);
-    sys::epoll_add(s.epoll.get(), fd.get(), static_cast<std::uint32_t>(s.rings.size()));
+    sys::epoll_add(s.epoll.get(), fd.get(), kTokenTag | s.rings.size());
     sys::map_set(s.map_fd.get(), cpu, fd.get());
     slot_owners().claim(s.map_id, cpu, &s);
     // Once in rings, Impl's destructor takes it out of the map again (reserved: cannot throw).
     s.rings.push_back(Ring{cpu, std::move(fd), std::move(mapping),
                            RingParser(control, data, s.options.timestamps), CpuStats{cpu}});
   }
-  s.events.resize(s.rings.size());
+  s.events.resize(s.rings.size() + 1);  // + the wake eventfd
 }
 
 Reader::Reader(Reader&&) noexcept = default;
@@ -327,15 +353,26 @@ Result<std::size_t> Reader::poll(std::chrono::milliseconds timeout, const sigset
       return sys::last_error("epoll_pwait");
     }
     // Every ring epoll reported is drained, even after one fails: its readiness is used up.
+    bool woken = false;
+    std::optional<std::uint64_t> foreign;
     for (int i = 0; i < n; ++i) {
-      Ring& ring = s.rings[s.events[i].data.u32];
-      ++ring.stats.wakeups;
-      s.drain(ring, pass);
+      const std::uint64_t token = s.events[i].data.u64;
+      if (token == kWakeToken) {
+        sys::eventfd_clear(s.wake.get());
+        woken = true;
+      } else if (Ring* ring = s.ring_of(token)) {
+        ++ring->stats.wakeups;
+        s.drain(*ring, pass);
+      } else {
+        foreign = token;
+      }
     }
     now = clock::now();
     // Records below the wakeup threshold: drain every ring at least every max_delay.
     if (!pass.stopped && now >= next_flush && s.drain_all(pass)) s.last_flush = now;
-    if (pass.records > 0 || pass.error || now >= deadline) return pass.result();
+    // Waiting again would return at once for as long as the foreign fd is ready: a spin.
+    if (foreign && !pass.error) pass.error = foreign_fd_error(*foreign);
+    if (pass.records > 0 || pass.error || woken || now >= deadline) return pass.result();
   }
 }
 
@@ -353,6 +390,8 @@ Result<std::size_t> Reader::consume_ring(std::size_t index) {
   impl_->drain(impl_->rings[index], pass);
   return pass.result();
 }
+
+void Reader::wake() noexcept { sys::eventfd_signal(impl_->wake.get()); }
 
 int Reader::epoll_fd() const noexcept { return impl_->epoll.get(); }
 std::size_t Reader::ring_count() const noexcept { return impl_->rings.size(); }

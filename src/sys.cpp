@@ -3,6 +3,7 @@
 #include <bpf/bpf.h>
 #include <fcntl.h>
 #include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -139,11 +140,28 @@ Fd epoll_create() {
   return Fd(fd);
 }
 
-void epoll_add(int epoll_fd, int fd, std::uint32_t token) {
+void epoll_add(int epoll_fd, int fd, std::uint64_t token) {
   epoll_event ev{};
   ev.events = EPOLLIN;
-  ev.data.u32 = token;
+  ev.data.u64 = token;
   if (::epoll_ctl(epoll_fd, EPOLL_CTL_ADD, fd, &ev) < 0) throw last_error("epoll_ctl(ADD)");
+}
+
+Fd eventfd_create() {
+  const int fd = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (fd < 0) throw last_error("eventfd");
+  return Fd(fd);
+}
+
+// A full counter (EAGAIN) is already readable, so a failed write changes nothing.
+void eventfd_signal(int fd) noexcept {
+  const std::uint64_t one = 1;
+  [[maybe_unused]] const ssize_t n = ::write(fd, &one, sizeof one);
+}
+
+void eventfd_clear(int fd) noexcept {
+  std::uint64_t count;
+  [[maybe_unused]] const ssize_t n = ::read(fd, &count, sizeof count);
 }
 
 Fd dup_map_fd(int map_fd) {

@@ -7,6 +7,7 @@
 #include <linux/perf_event.h>
 
 #include <cstddef>
+#include <cstdint>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -76,7 +77,13 @@ Fd perf_event_open(perf_event_attr& attr, int cpu);
 Mapping map_ring(int perf_fd, std::size_t bytes, int cpu);
 
 Fd epoll_create();
-void epoll_add(int epoll_fd, int fd, std::uint32_t token);
+void epoll_add(int epoll_fd, int fd, std::uint64_t token);
+
+// A non-blocking eventfd: signal() makes it readable from any thread (or a
+// signal handler), clear() makes it not readable again.
+Fd eventfd_create();
+void eventfd_signal(int fd) noexcept;
+void eventfd_clear(int fd) noexcept;
 
 struct MapInfo {
   std::uint32_t id;

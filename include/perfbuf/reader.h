@@ -13,8 +13,9 @@
 // with one epoll instance. Records are handed out in place (copied into one
 // reused scratch buffer only when a record wraps the end of the ring).
 //
-// A Reader is used from one thread at a time. Construction throws
-// perfbuf::Error; poll and consume return Result so loops need no try/catch.
+// A Reader is used from one thread at a time, except wake(), which any thread
+// may call. Construction throws perfbuf::Error; poll and consume return Result
+// so loops need no try/catch.
 #pragma once
 
 #include <perfbuf/error.h>
@@ -178,8 +179,19 @@ class Reader {
   // Handles everything in ring `index` (0 .. ring_count()-1) now.
   Result<std::size_t> consume_ring(std::size_t index);
 
-  // For someone else's event loop: readable when a ring has woken the reader;
-  // then call consume(). With batched wakeups also call consume() every max_delay.
+  // Makes a poll() waiting in another thread return now, with the records it
+  // handled (maybe 0); if no poll() is waiting, the next one returns at once.
+  // Several wake() calls before a poll() count as one. To stop a polling
+  // thread: set your own stop flag, then wake(). Safe from any thread and from
+  // a signal handler (one write(2) to an eventfd). With busy_poll, the wake is
+  // seen when the busy poll ends.
+  void wake() noexcept;
+
+  // For someone else's event loop: readable when a ring has woken the reader
+  // (or after wake(), until the next poll()); then call consume(). With batched
+  // wakeups also call consume() every max_delay. Put this fd in your own epoll
+  // or poll set; do not add fds to it: poll() then returns an Error (EINVAL)
+  // rather than guess what they are.
   int epoll_fd() const noexcept;
   std::size_t ring_count() const noexcept;
   int ring_cpu(std::size_t index) const;
