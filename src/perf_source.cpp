@@ -83,10 +83,43 @@ class PerfRing final : public PolledRing {
                 {static_cast<std::byte*>(mapping_.get()) + sys::page_size(), ring_bytes},
                 timestamps),
         handlers_(handlers),
-        scratch_(scratch) {}
+        scratch_(scratch),
+        timestamps_(timestamps) {}
 
   int fd() const noexcept override { return fd_.get(); }
   bool readable() const noexcept override { return parser_.readable() != 0; }
+
+  bool timed() const noexcept override { return timestamps_; }
+
+  std::optional<std::uint64_t> next_time(Pass& pass) override {
+    for (;;) {
+      const std::optional<RingRecord> rec = parser_.peek(scratch_);
+      if (!rec) {
+        if (parser_.corrupt()) {
+          report_corrupt(pass, parser_.corrupt());
+          parser_.skip_to_head();
+        }
+        return std::nullopt;
+      }
+      if (rec->kind == RingRecord::Kind::sample) return rec->sample.time_ns;
+      parser_.advance();  // loss reports are not ordered: they go out at once
+      on_lost(rec->lost);
+    }
+  }
+
+  void take_next(Pass& pass, bool late) override {
+    const std::optional<RingRecord> rec = parser_.peek(scratch_);  // what next_time() saw
+    if (!rec) return;
+    parser_.advance();  // before the handler: a record whose handler throws counts as consumed
+    ++pass.records;
+    ++stats.records;
+    stats.bytes += rec->sample.data.size();
+    if (late) ++stats.late;
+    const Sample sample{cpu(), rec->sample.time_ns, rec->sample.data, late};
+    if (handlers_.on_sample(sample) == Action::stop) pass.stopped = true;
+  }
+
+  void commit() noexcept override { parser_.commit(); }
 
   void drain(Pass& pass, std::uint64_t budget) override {
     struct Visitor {
@@ -103,28 +136,32 @@ class PerfRing final : public PolledRing {
         }
         return a;
       }
-      void on_lost(std::uint64_t count) {
-        ring.stats.lost += count;
-        if (ring.handlers_.on_lost) ring.handlers_.on_lost(ring.cpu(), count);
-      }
+      void on_lost(std::uint64_t count) { ring.on_lost(count); }
     } visitor{*this, budget};
     const DrainResult r = parser_.drain(visitor, scratch_);
     pass.records += r.records;
     pass.stopped = r.stopped && !visitor.out_of_budget;
     more = visitor.out_of_budget && parser_.readable() != 0;
-    if (r.corrupt) {
-      ++stats.corrupt;
-      pass.add_error(Error(EBADMSG, "ring of cpu " + std::to_string(cpu()) + ": " + r.corrupt +
-                                        "; skipped the rest of the ring"));
-    }
+    if (r.corrupt) report_corrupt(pass, r.corrupt);
   }
 
  private:
+  void on_lost(std::uint64_t count) {
+    stats.lost += count;
+    if (handlers_.on_lost) handlers_.on_lost(cpu(), count);
+  }
+  void report_corrupt(Pass& pass, const char* why) {
+    ++stats.corrupt;
+    pass.add_error(Error(EBADMSG, "ring of cpu " + std::to_string(cpu()) + ": " + why +
+                                      "; skipped the rest of the ring"));
+  }
+
   sys::Fd fd_;
   sys::Mapping mapping_;
   RingParser parser_;
   const Handlers& handlers_;
   std::vector<std::byte>& scratch_;
+  bool timestamps_;
 };
 
 class PerfSource final : public Source {

@@ -45,6 +45,17 @@ class PolledRing {
   // budget ran out with records left, so the loop comes back without waiting.
   virtual void drain(Pass& pass, std::uint64_t budget) = 0;
 
+  // Time-ordered delivery, for rings whose records carry a timestamp (perf
+  // rings with Options::timestamps). next_time(): the time of the next sample,
+  // after handing any loss reports ahead of it to the lost handler; nullopt
+  // when there is none. take_next(): hands that sample to the handler, flagged
+  // late when an older one was delivered before it. commit(): publishes what
+  // was taken.
+  virtual bool timed() const noexcept { return false; }
+  virtual std::optional<std::uint64_t> next_time(Pass&) { return std::nullopt; }
+  virtual void take_next(Pass&, bool /*late*/) {}
+  virtual void commit() noexcept {}
+
   int cpu() const noexcept { return stats.cpu; }  // -1: a ring shared by all CPUs
   CpuStats stats;
   bool more = false;

@@ -82,12 +82,67 @@ void Poller::drain(PolledRing& ring, Pass& pass, std::uint64_t budget) {
 }
 
 bool Poller::drain_all(Pass& pass, std::uint64_t budget) {
+  if (options_.ordered) {
+    drain_ordered(pass, budget, /*hold_recent=*/budget != kNoBudget);
+    return !pass.stopped;
+  }
   for (PolledRing* ring : rings_)
     if (ring) drain(*ring, pass, budget);
   return !pass.stopped;
 }
 
+void Poller::drain_ordered(Pass& pass, std::uint64_t budget, bool hold_recent) {
+  std::vector<PolledRing*> timed;
+  for (PolledRing* ring : rings_)
+    if (ring && ring->timed()) timed.push_back(ring);
+  // Publishes what was taken on every way out, exceptions included.
+  struct CommitAll {
+    std::vector<PolledRing*>& rings;
+    ~CommitAll() {
+      for (PolledRing* r : rings) r->commit();
+    }
+  } commit{timed};
+  // Records newer than this may still have older ones on their way into
+  // another ring: they wait for a later pass (at most max_delay later).
+  std::uint64_t limit = UINT64_MAX;
+  if (hold_recent) {
+    timespec now;
+    clock_gettime(options_.clock, &now);
+    const std::uint64_t now_ns = now.tv_sec * 1000000000ull + now.tv_nsec;
+    const std::uint64_t window_ns = std::chrono::nanoseconds(options_.window).count();
+    limit = now_ns > window_ns ? now_ns - window_ns : 0;
+  }
+  std::vector<std::optional<std::uint64_t>> next(timed.size());
+  for (std::size_t i = 0; i < timed.size(); ++i) {
+    timed[i]->more = false;
+    next[i] = timed[i]->next_time(pass);
+  }
+  // Linear in the ring count per record: fine for the CPU counts of today's machines.
+  const std::uint64_t total = budget == kNoBudget ? kNoBudget : budget * std::max<std::size_t>(1, timed.size());
+  std::uint64_t taken = 0;
+  while (!pass.stopped) {
+    std::size_t best = timed.size();
+    for (std::size_t i = 0; i < timed.size(); ++i)
+      if (next[i] && (best == timed.size() || *next[i] < *next[best])) best = i;
+    if (best == timed.size() || *next[best] > limit) break;
+    if (taken++ == total) {  // out of budget: come back without waiting
+      for (std::size_t i = 0; i < timed.size(); ++i) timed[i]->more = next[i].has_value();
+      break;
+    }
+    const bool late = *next[best] < last_time_;
+    last_time_ = std::max(last_time_, *next[best]);
+    timed[best]->take_next(pass, late);
+    next[best] = timed[best]->next_time(pass);
+  }
+  for (PolledRing* ring : rings_)  // records without a time: as they come
+    if (ring && !ring->timed()) drain(*ring, pass, budget);
+}
+
 void Poller::drain_more(Pass& pass) {
+  if (options_.ordered) {
+    if (any_more()) drain_ordered(pass, options_.ring_budget, /*hold_recent=*/true);
+    return;
+  }
   for (PolledRing* ring : rings_)
     if (ring && ring->more) drain(*ring, pass, options_.ring_budget);
 }
@@ -135,7 +190,7 @@ Result<std::size_t> Poller::poll(std::chrono::milliseconds timeout, const sigset
       return sys::last_error("epoll_pwait");
     }
     // Every ring epoll reported is drained, even after one fails: its readiness is used up.
-    bool woken = false;
+    bool woken = false, ready = false;
     std::optional<std::uint64_t> foreign;
     for (int i = 0; i < n; ++i) {
       const std::uint64_t token = events_[i].data.u64;
@@ -144,12 +199,14 @@ Result<std::size_t> Poller::poll(std::chrono::milliseconds timeout, const sigset
         woken = true;
       } else if (PolledRing* ring = ring_of(token)) {
         ++ring->stats.wakeups;
-        drain(*ring, pass, options_.ring_budget);
+        if (!options_.ordered) drain(*ring, pass, options_.ring_budget);
+        else ready = true;  // merged below, with every other ring
       } else {
         foreign = token;
       }
     }
-    drain_more(pass);
+    if (ready) drain_ordered(pass, options_.ring_budget, /*hold_recent=*/true);
+    else drain_more(pass);
     now = clock::now();
     // Records below the wakeup threshold: drain every ring at least every max_delay.
     if (!pass.stopped && now >= next_flush && drain_all(pass, options_.ring_budget))

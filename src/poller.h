@@ -19,6 +19,11 @@ struct LoopOptions {
   std::chrono::milliseconds max_delay;
   std::chrono::microseconds busy_poll;
   std::uint64_t ring_budget;
+  // Time order across rings: a record is handed out once `window` has passed
+  // since its timestamp (on `clock`), oldest first.
+  bool ordered = false;
+  std::chrono::microseconds window{0};
+  clockid_t clock = CLOCK_MONOTONIC;
 };
 
 class Poller {
@@ -43,6 +48,9 @@ class Poller {
   void drain(PolledRing& ring, Pass& pass, std::uint64_t budget);
   // Every ring; true if the pass got through all of them (no early stop).
   bool drain_all(Pass& pass, std::uint64_t budget);
+  // Ordered mode: the timed rings merged by time, the others as they come.
+  // hold_recent: records younger than the window wait (consume() takes all).
+  void drain_ordered(Pass& pass, std::uint64_t budget, bool hold_recent);
   // The rings whose last drain ran out of budget.
   void drain_more(Pass& pass);
   bool any_readable() const;
@@ -55,6 +63,7 @@ class Poller {
   std::vector<PolledRing*> rings_;   // by id; nullptr where a ring was removed
   std::vector<epoll_event> events_;
   clock::time_point last_flush_ = clock::now();
+  std::uint64_t last_time_ = 0;  // ordered mode: the newest time handed out
 };
 
 }  // namespace perfbuf::detail

@@ -56,6 +56,14 @@ void resolve_and_validate(Options& o) {
     throw bad_option("max_delay must be from 1 ms to 24 h (it bounds how long a record can wait)");
   if (o.busy_poll.count() < 0 || o.busy_poll > std::chrono::seconds(1))
     throw bad_option("busy_poll must be from 0 (off) to 1 s");
+  if (o.ring_budget == 0) throw bad_option("ring_budget must be at least 1 record");
+  if (o.ordered) {
+    if (o.clock == kPerfClock)
+      throw bad_option("ordered needs a clock user space can read: perf's own (kPerfClock) is not");
+    if (o.reorder_window.count() < 0 || o.reorder_window > std::chrono::seconds(10))
+      throw bad_option("reorder_window must be from 0 to 10 s");
+    o.timestamps = true;  // the merge orders by them
+  }
   switch (o.clock) {
     case CLOCK_MONOTONIC: case CLOCK_MONOTONIC_RAW: case CLOCK_REALTIME: case CLOCK_BOOTTIME:
     case CLOCK_TAI: case kPerfClock:
@@ -81,7 +89,9 @@ struct Reader::Impl {
   std::vector<detail::PolledRing*> rings;  // every source's, in the order they were added
 
   explicit Impl(Options o)
-      : options(std::move(o)), poller({options.max_delay, options.busy_poll, options.ring_budget}) {}
+      : options(std::move(o)),
+        poller({options.max_delay, options.busy_poll, options.ring_budget, options.ordered,
+                options.reorder_window, options.clock}) {}
 
   void add(int map_fd, SampleHandler on_sample, LostHandler on_lost) {
     if (!on_sample) throw Error(EINVAL, "perfbuf::Reader: a sample handler is required");
@@ -187,6 +197,7 @@ CpuStats Reader::total_stats() const {
     t.lost += r->stats.lost;
     t.wakeups += r->stats.wakeups;
     t.corrupt += r->stats.corrupt;
+    t.late += r->stats.late;
   }
   return t;
 }

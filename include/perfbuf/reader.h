@@ -48,6 +48,9 @@ struct Sample {
   // padding; for a ring buffer, exactly the bytes output or submitted. Valid
   // only until the handler returns.
   std::span<const std::byte> data;
+  // Options::ordered: an older record than this one was already handed out
+  // (it reached its ring later than the reorder window allowed).
+  bool late = false;
 
   // Copies the start of the payload into out; false if the payload is shorter.
   // (The payload is only 4-byte aligned in the ring, so it is not cast in place.)
@@ -132,6 +135,16 @@ struct Options {
   // flooding ring cannot hold the others back; the rest follows in the next
   // pass, without waiting. consume() takes everything.
   std::uint64_t ring_budget = 4096;
+  // Time order: perf records of all CPUs are handed out oldest first, by
+  // their timestamp (turns timestamps on; needs a clock other than kPerfClock).
+  // A record waits until reorder_window has passed since its timestamp, so
+  // that older records still on their way into another ring can overtake it:
+  // it reaches its handler at most max_delay + reorder_window after it was
+  // written. One older than a record already handed out is still delivered,
+  // with Sample::late set, and counted in CpuStats::late. Ring buffer records
+  // carry no timestamp: they are handed out as they come.
+  bool ordered = false;
+  std::chrono::microseconds reorder_window{1000};
   // Ask the kernel for a timestamp per record (PERF_SAMPLE_TIME) in Sample::time_ns.
   bool timestamps = false;
   // The clock of those timestamps. CLOCK_MONOTONIC (the default) is the clock of
@@ -153,6 +166,7 @@ struct CpuStats {
   std::uint64_t lost = 0;     // records the kernel dropped on a full ring
   std::uint64_t wakeups = 0;  // times epoll reported the ring ready
   std::uint64_t corrupt = 0;  // drains that found a malformed ring and skipped it
+  std::uint64_t late = 0;     // Options::ordered: records older than one already handed out
 };
 
 // The online CPU ids, from /sys/devices/system/cpu/online (may be sparse).
