@@ -39,6 +39,7 @@ constexpr const char* kUsage =
     "                   (default: 512 KiB worth), in all for ringbuf (default:\n"
     "                   512 KiB per CPU)\n"
     "  --events         print every event: time, cpu, pid, tid\n"
+    "  --ordered        events of all CPUs in time order (perf transport)\n"
     "  --json           one JSON object per line instead of text\n"
     "  -h, --help       this text\n";
 
@@ -52,6 +53,7 @@ struct TraceArgs {
   std::size_t pages = 0;  // 0: the library default
   Transport transport = Transport::perf;
   bool events = false;
+  bool ordered = false;
   bool json = false;
 };
 
@@ -73,6 +75,8 @@ std::optional<int> parse(int argc, char** argv, TraceArgs& out) {
       return 0;
     } else if (arg == "--events") {
       out.events = true;
+    } else if (arg == "--ordered") {
+      out.ordered = true;
     } else if (arg == "--json") {
       out.json = true;
     } else if (arg == "--attach") {
@@ -107,6 +111,9 @@ std::optional<int> parse(int argc, char** argv, TraceArgs& out) {
       return usage_error("unknown argument '" + std::string(arg) + "'");
     }
   }
+  if (out.ordered && out.transport == Transport::ringbuf)
+    return usage_error("--ordered is for --transport perf: a ring buffer is one ring, already in "
+                       "the order its records were reserved");
   return std::nullopt;
 }
 
@@ -192,6 +199,7 @@ int run(const TraceArgs& args, const sigset_t& stop_signals) {
                   Options o;
                   o.pages_per_cpu = args.pages;
                   o.timestamps = args.events;
+                  o.ordered = args.ordered;
                   return o;
                 }());
   std::vector<std::string> notes;
