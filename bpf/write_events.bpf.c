@@ -7,6 +7,7 @@
  * sys_enter tracepoint filtered by syscall number (needs neither).
  */
 #include <linux/bpf.h>
+#include <stdbool.h>
 #include <bpf/bpf_helpers.h>
 #include "write_event.h"
 
@@ -16,6 +17,7 @@ char LICENSE[] SEC("license") = "GPL";
 const volatile __u32 target_tgid = 0;      /* 0: every process */
 const volatile __u32 ignore_tgid = 0;      /* the tracer itself, so its output cannot feed back; 0: none */
 const volatile __u64 write_syscall_nr = 1; /* SYS_write of the running arch */
+const volatile bool use_ringbuf = false;   /* send to ring_events instead of events */
 
 /* Counted by the program so user space can check received + lost == attempts. */
 __u64 attempts = 0;
@@ -26,6 +28,12 @@ struct {
 	__uint(key_size, sizeof(__u32));
 	__uint(value_size, sizeof(__u32));
 } events SEC(".maps");
+
+/* The same records through a BPF ring buffer; user space sizes it before load. */
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 256 * 1024);
+} ring_events SEC(".maps");
 
 static __always_inline int emit(void *ctx)
 {
@@ -41,7 +49,9 @@ static __always_inline int emit(void *ctx)
 		.cookie = PERFBUF_WRITE_COOKIE,
 	};
 	__sync_fetch_and_add(&attempts, 1);
-	if (bpf_perf_event_output(ctx, &events, BPF_F_CURRENT_CPU, &e, sizeof(e)) < 0)
+	long err = use_ringbuf ? bpf_ringbuf_output(&ring_events, &e, sizeof(e), 0)
+			       : bpf_perf_event_output(ctx, &events, BPF_F_CURRENT_CPU, &e, sizeof(e));
+	if (err < 0)
 		__sync_fetch_and_add(&failures, 1);
 	return 0;
 }

@@ -134,6 +134,21 @@ Mapping map_ring(int perf_fd, std::size_t bytes, int cpu) {
   return Mapping(addr, bytes);
 }
 
+RingbufMappings map_ringbuf(int map_fd, std::size_t data_bytes, const std::string& name) {
+  const std::size_t page = page_size();
+  auto map = [&](std::size_t bytes, int prot, off_t offset, const char* what) {
+    void* addr = ::mmap(nullptr, bytes, prot, MAP_SHARED, map_fd, offset);
+    if (addr == MAP_FAILED)
+      throw make_error(errno, "mmap(" + std::string(what) + " of ring buffer \"" + name + "\", " +
+                                  std::to_string(bytes) + " bytes)");
+    return Mapping(addr, bytes);
+  };
+  RingbufMappings m;
+  m.consumer = map(page, PROT_READ | PROT_WRITE, 0, "consumer page");
+  m.producer = map(page + 2 * data_bytes, PROT_READ, static_cast<off_t>(page), "data area");
+  return m;
+}
+
 Fd epoll_create() {
   const int fd = ::epoll_create1(EPOLL_CLOEXEC);
   if (fd < 0) throw last_error("epoll_create1");
@@ -146,6 +161,8 @@ void epoll_add(int epoll_fd, int fd, std::uint64_t token) {
   ev.data.u64 = token;
   if (::epoll_ctl(epoll_fd, EPOLL_CTL_ADD, fd, &ev) < 0) throw last_error("epoll_ctl(ADD)");
 }
+
+void epoll_del(int epoll_fd, int fd) noexcept { ::epoll_ctl(epoll_fd, EPOLL_CTL_DEL, fd, nullptr); }
 
 Fd eventfd_create() {
   const int fd = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
@@ -180,7 +197,7 @@ MapInfo map_info(int map_fd) {
     const int err = errno;
     if (err == EINVAL || err == EBADF)
       throw Error(err, "bpf(OBJ_GET_INFO_BY_FD): fd " + std::to_string(map_fd) +
-                           " is not a BPF map: pass the fd of a loaded PERF_EVENT_ARRAY map");
+                           " is not a BPF map: pass the fd of a loaded PERF_EVENT_ARRAY or RINGBUF map");
     throw make_error(err, "bpf(OBJ_GET_INFO_BY_FD, map fd " + std::to_string(map_fd) + ")");
   }
   return {info.id, info.type, info.max_entries, info.name};

@@ -76,7 +76,17 @@ Fd perf_event_open(perf_event_attr& attr, int cpu);
 // MAP_SHARED, read-write mapping of a perf ring: control page + data pages.
 Mapping map_ring(int perf_fd, std::size_t bytes, int cpu);
 
+// The two mappings of a BPF ring buffer map of `data_bytes`: the consumer page
+// (read-write) and the producer page followed by the data area mapped twice
+// (read-only).
+struct RingbufMappings {
+  Mapping consumer;
+  Mapping producer;
+};
+RingbufMappings map_ringbuf(int map_fd, std::size_t data_bytes, const std::string& name);
+
 Fd epoll_create();
+void epoll_del(int epoll_fd, int fd) noexcept;
 void epoll_add(int epoll_fd, int fd, std::uint64_t token);
 
 // A non-blocking eventfd: signal() makes it readable from any thread (or a

@@ -26,7 +26,7 @@ using testing::run_cli;
 TEST(TraceCli, BadArgumentsGiveUsageAndExitTwo) {
   for (std::vector<std::string> args :
        {std::vector<std::string>{"trace", "--bogus"}, {"trace", "--pages", "3"},
-        {"trace", "--attach", "nope"}, {"trace", "--duration", "-1"}, {"trace", "--pid"},
+        {"trace", "--attach", "nope"}, {"trace", "--transport", "pipe"}, {"trace", "--ordered", "--transport", "ringbuf"}, {"trace", "--duration", "-1"}, {"trace", "--pid"},
         {"trace", "--pid", "abc"}, {"trace", "--pid", "1073741823"}, {"trace", "--duration", "nan"}, {"trace", "--duration", "inf"},
         {"nonsense"}}) {
     std::string out, err;
@@ -47,10 +47,13 @@ struct PidRun {
   std::string start, summary, out, err;
 };
 
-PidRun trace_child_writes(int writes, const std::string& attach) {
+PidRun trace_child_writes(int writes, const std::string& attach,
+                          const std::vector<std::string>& more_args = {}) {
   testing::WritingChild child(writes);
-  Cli cli({"trace", "--pid", std::to_string(child.pid()), "--json", "--duration", "1.5",
-           "--attach", attach});
+  std::vector<std::string> args{"trace", "--pid", std::to_string(child.pid()), "--json",
+                                "--duration", "1.5", "--attach", attach};
+  args.insert(args.end(), more_args.begin(), more_args.end());
+  Cli cli(args);
   PidRun r;
   r.start = cli.read_line().value_or("");  // attached and reading from here on
   if (child.release_and_wait() != 0) throw std::runtime_error("child failed");
@@ -77,6 +80,19 @@ TEST_P(TraceCliAttach, PidFilterCountsExactlyTheChildsWrites) {
         << r.summary;
   else
     EXPECT_NE(r.summary.find("\"attach\":\""), std::string::npos) << r.summary;
+}
+
+TEST(TraceCli, RingbufTransportCountsExactlyTheChildsWrites) {
+  REQUIRE_BPF();
+  constexpr int kWrites = 5000;
+  const PidRun r = trace_child_writes(kWrites, "raw_tracepoint", {"--transport", "ringbuf"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.start.find("\"transport\":\"ringbuf\""), std::string::npos) << r.start;
+  EXPECT_EQ(json_number(r.start, "rings"), 1) << r.start;
+  EXPECT_EQ(json_number(r.summary, "received"), kWrites) << r.summary;
+  EXPECT_EQ(json_number(r.summary, "attempts"), kWrites) << r.summary;
+  EXPECT_EQ(json_number(r.summary, "send_failures"), 0) << r.summary;
+  EXPECT_NE(r.summary.find("{\"cpu\":-1,"), std::string::npos) << r.summary;
 }
 
 INSTANTIATE_TEST_SUITE_P(Modes, TraceCliAttach,
@@ -327,6 +343,30 @@ TEST(TraceCli, JsonReportsEveryFieldIncludingLosses) {
                 json_number(intervals[1], "events_per_s").value_or(0),
             received)
       << out;
+}
+
+TEST(TraceCli, OrderedEventsComeInTimeOrder) {
+  REQUIRE_BPF();
+  // Writers on every CPU, so that the per-CPU rings interleave in time.
+  std::vector<std::unique_ptr<testing::WritingChild>> children;
+  Cli cli({"trace", "--events", "--json", "--ordered", "--duration", "1.5"});
+  ASSERT_NE(cli.read_line().value_or("").find("\"type\":\"start\""), std::string::npos);
+  for (int cpu : online_cpus()) {
+    children.push_back(std::make_unique<testing::WritingChild>(2000, 0, cpu));
+    children.back()->release();
+  }
+  for (auto& c : children) ASSERT_EQ(c->release_and_wait(), 0);
+  std::string out, err;
+  ASSERT_EQ(cli.wait(out, err), 0) << err;
+  const std::regex event(R"(\{"type":"event","time_ns":([0-9]+),)");
+  std::uint64_t previous = 0, events = 0, backwards = 0;
+  for (std::sregex_iterator it(out.begin(), out.end(), event), e; it != e; ++it, ++events) {
+    const std::uint64_t t = std::stoull((*it)[1]);
+    backwards += t < previous;
+    previous = std::max(previous, t);
+  }
+  EXPECT_GE(events, 2000u * online_cpus().size());
+  EXPECT_EQ(backwards, 0u) << "of " << events << " events";
 }
 
 // The tool's own writes (its output) are not traced, or printing would feed the count.

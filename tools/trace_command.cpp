@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <bit>
 #include <cerrno>
 #include <chrono>
 #include <cinttypes>
@@ -21,6 +22,8 @@ namespace perfbuf::tools {
 
 namespace {
 
+std::size_t sys_page_size() { return static_cast<std::size_t>(getpagesize()); }
+
 constexpr const char* kUsage =
     "usage: perfbuf trace [options]\n"
     "Counts write(2) calls seen by a BPF program, one record per call through a perf\n"
@@ -30,9 +33,13 @@ constexpr const char* kUsage =
     "                   auto tries them in that order and says which it used\n"
     "  --duration SEC   stop after SEC seconds (default: run until Ctrl-C)\n"
     "  --pid PID        only count writes by process PID\n"
-    "  --pages N        ring size per CPU in pages, a power of two\n"
-    "                   (default: 512 KiB worth of pages)\n"
+    "  --transport T    perf (default: a perf event array, one ring per CPU) or\n"
+    "                   ringbuf (a BPF ring buffer shared by all CPUs)\n"
+    "  --pages N        ring size in pages, a power of two: per CPU for perf\n"
+    "                   (default: 512 KiB worth), in all for ringbuf (default:\n"
+    "                   512 KiB per CPU)\n"
     "  --events         print every event: time, cpu, pid, tid\n"
+    "  --ordered        events of all CPUs in time order (perf transport)\n"
     "  --json           one JSON object per line instead of text\n"
     "  -h, --help       this text\n";
 
@@ -44,7 +51,9 @@ struct TraceArgs {
   double duration_s = 0;  // 0: until a signal
   std::uint32_t pid = 0;
   std::size_t pages = 0;  // 0: the library default
+  Transport transport = Transport::perf;
   bool events = false;
+  bool ordered = false;
   bool json = false;
 };
 
@@ -66,6 +75,8 @@ std::optional<int> parse(int argc, char** argv, TraceArgs& out) {
       return 0;
     } else if (arg == "--events") {
       out.events = true;
+    } else if (arg == "--ordered") {
+      out.ordered = true;
     } else if (arg == "--json") {
       out.json = true;
     } else if (arg == "--attach") {
@@ -85,6 +96,11 @@ std::optional<int> parse(int argc, char** argv, TraceArgs& out) {
       if (::kill(static_cast<pid_t>(*p), 0) != 0 && errno == ESRCH)
         return usage_error("--pid " + std::to_string(*p) + ": no such process");
       out.pid = *p;
+    } else if (arg == "--transport") {
+      const auto v = value();
+      const auto t = v ? parse_transport(*v) : std::nullopt;
+      if (!t) return usage_error("--transport takes perf or ringbuf");
+      out.transport = *t;
     } else if (arg == "--pages") {
       const auto v = value();
       const auto p = v ? parse_number<std::size_t>(*v, 1, std::size_t(1) << 18) : std::nullopt;
@@ -95,6 +111,9 @@ std::optional<int> parse(int argc, char** argv, TraceArgs& out) {
       return usage_error("unknown argument '" + std::string(arg) + "'");
     }
   }
+  if (out.ordered && out.transport == Transport::ringbuf)
+    return usage_error("--ordered is for --transport perf: a ring buffer is one ring, already in "
+                       "the order its records were reserved");
   return std::nullopt;
 }
 
@@ -145,7 +164,16 @@ constexpr std::chrono::milliseconds kMaxWait{100};
 // stop_signals are blocked while the tracer starts, and unblocked from then on.
 int run(const TraceArgs& args, const sigset_t& stop_signals) {
   using clock = std::chrono::steady_clock;
-  WriteTracer tracer({.only_tgid = args.pid, .ignore_tgid = static_cast<std::uint32_t>(getpid())});
+  // A ring buffer gets as much memory as the perf rings would have together.
+  const std::size_t ringbuf_bytes =
+      args.pages ? args.pages * sys_page_size()
+                 : std::bit_ceil(kDefaultRingBytes * online_cpus().size());  // a power of two
+  if (ringbuf_bytes > (std::size_t{1} << 31))
+    throw Error(E2BIG, "--pages " + std::to_string(args.pages) + ": a ring buffer is at most 2 GiB");
+  WriteTracer tracer({.only_tgid = args.pid,
+                      .ignore_tgid = static_cast<std::uint32_t>(getpid()),
+                      .transport = args.transport,
+                      .ringbuf_bytes = static_cast<std::uint32_t>(ringbuf_bytes)});
   Counts counts;
   bool final_drain = false;
   auto on_sample = [&](const Sample& s) {
@@ -171,18 +199,23 @@ int run(const TraceArgs& args, const sigset_t& stop_signals) {
                   Options o;
                   o.pages_per_cpu = args.pages;
                   o.timestamps = args.events;
+                  o.ordered = args.ordered;
                   return o;
                 }());
   std::vector<std::string> notes;
   const AttachMode mode = tracer.attach(args.attach, notes);
 
   if (args.json) {
-    std::printf("{\"type\":\"start\",\"attach\":\"%s\",\"cpus\":%zu,\"pages\":%zu}\n",
-                to_string(mode), reader.ring_count(), reader.options().pages_per_cpu);
+    std::printf("{\"type\":\"start\",\"attach\":\"%s\",\"transport\":\"%s\",\"cpus\":%zu,"
+                "\"rings\":%zu,\"pages\":%zu}\n",
+                to_string(mode), to_string(args.transport), online_cpus().size(), reader.ring_count(),
+                args.transport == Transport::perf ? reader.options().pages_per_cpu
+                                                  : ringbuf_bytes / sys_page_size());
   } else {
     for (const std::string& n : notes) std::printf("skipped %s\n", n.c_str());
-    std::printf("tracing write(2) via %s on %zu CPUs%s; Ctrl-C to stop\n", to_string(mode),
-                reader.ring_count(),
+    std::printf("tracing write(2) via %s on %zu CPUs%s%s; Ctrl-C to stop\n", to_string(mode),
+                online_cpus().size(),
+                args.transport == Transport::ringbuf ? " through a ring buffer" : "",
                 args.pid ? (" for pid " + std::to_string(args.pid)).c_str() : "");
   }
   std::fflush(stdout);

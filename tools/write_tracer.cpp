@@ -52,12 +52,27 @@ std::optional<AttachMode> parse_attach_mode(std::string_view text) {
   return std::nullopt;
 }
 
-WriteTracer::WriteTracer(Filter filter) {
+const char* to_string(Transport transport) {
+  return transport == Transport::perf ? "perf" : "ringbuf";
+}
+
+std::optional<Transport> parse_transport(std::string_view text) {
+  for (Transport t : {Transport::perf, Transport::ringbuf})
+    if (text == to_string(t)) return t;
+  return std::nullopt;
+}
+
+WriteTracer::WriteTracer(Filter filter) : transport_(filter.transport) {
   skel_ = write_events__open();
   if (!skel_) throw Error(errno, "open BPF object write_events: " + std::string(std::strerror(errno)));
   skel_->rodata->target_tgid = filter.only_tgid;
   skel_->rodata->ignore_tgid = filter.ignore_tgid;
   skel_->rodata->write_syscall_nr = SYS_write;
+  skel_->rodata->use_ringbuf = filter.transport == Transport::ringbuf;
+  // The ring buffer costs kernel memory even when unused: one page then.
+  bpf_map__set_max_entries(skel_->maps.ring_events, filter.transport == Transport::ringbuf
+                                                        ? filter.ringbuf_bytes
+                                                        : static_cast<std::uint32_t>(getpagesize()));
   try {
     load_bpf_object("write_events", [this] { return write_events__load(skel_); });
   } catch (...) {
@@ -135,7 +150,9 @@ void WriteTracer::detach() {
   mounted_tracefs_ = false;
 }
 
-const bpf_map* WriteTracer::events_map() const { return skel_->maps.events; }
+const bpf_map* WriteTracer::events_map() const {
+  return transport_ == Transport::perf ? skel_->maps.events : skel_->maps.ring_events;
+}
 int WriteTracer::raw_tracepoint_fd() const {
   return bpf_program__fd(skel_->progs.write_raw_tracepoint);
 }

@@ -28,6 +28,12 @@ inline std::optional<write_event> checked_write_event(const Sample& s) {
 
 enum class AttachMode { automatic, kprobe, tracepoint, raw_tracepoint };
 
+// Which map the program sends its records through.
+enum class Transport { perf, ringbuf };
+
+const char* to_string(Transport transport);
+std::optional<Transport> parse_transport(std::string_view text);
+
 const char* to_string(AttachMode mode);
 std::optional<AttachMode> parse_attach_mode(std::string_view text);
 
@@ -36,6 +42,8 @@ class WriteTracer {
   struct Filter {
     std::uint32_t only_tgid = 0;    // 0: every process
     std::uint32_t ignore_tgid = 0;  // 0: none
+    Transport transport = Transport::perf;
+    std::uint32_t ringbuf_bytes = 256 * 1024;  // Transport::ringbuf: a power of two of pages
   };
   // Opens and loads the BPF object. Throws perfbuf::Error (with the verifier's
   // message when the kernel rejects a program).
@@ -51,6 +59,7 @@ class WriteTracer {
   // Detaches the program (no more records), and unmounts tracefs if we mounted it.
   void detach();
 
+  // The map the program writes to: the perf event array or the ring buffer.
   const bpf_map* events_map() const;
   // The raw_tracepoint program, for BPF_PROG_TEST_RUN (works without attaching).
   int raw_tracepoint_fd() const;
@@ -61,6 +70,7 @@ class WriteTracer {
   bool try_attach(AttachMode mode, std::string& why);
 
   write_events* skel_ = nullptr;
+  Transport transport_;
   bpf_link* link_ = nullptr;
   bool mounted_tracefs_ = false;
 };

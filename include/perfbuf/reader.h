@@ -40,11 +40,17 @@ namespace perfbuf {
 
 // One record from the BPF program.
 struct Sample {
-  int cpu = -1;               // the CPU whose ring held it
+  // The CPU whose perf ring held it. -1 for a ring buffer record: one ring
+  // serves every CPU (send bpf_get_smp_processor_id() in the record if needed).
+  int cpu = -1;
   std::uint64_t time_ns = 0;  // kernel timestamp on Options::clock, when Options::timestamps is set
   // The bytes passed to bpf_perf_event_output(), plus up to 7 bytes of kernel
-  // padding. Valid only until the handler returns.
+  // padding; for a ring buffer, exactly the bytes output or submitted. Valid
+  // only until the handler returns.
   std::span<const std::byte> data;
+  // Options::ordered: an older record than this one was already handed out
+  // (it reached its ring later than the reorder window allowed).
+  bool late = false;
 
   // Copies the start of the payload into out; false if the payload is shorter.
   // (The payload is only 4-byte aligned in the ring, so it is not cast in place.)
@@ -125,6 +131,20 @@ struct Options {
   // wakeup to be scheduled. Costs CPU: the reader spins for busy_poll every
   // time traffic pauses. Pair it with Wakeup::every_record(). 0: off.
   std::chrono::microseconds busy_poll{0};
+  // At most this many records from one ring per pass of poll(), so that one
+  // flooding ring cannot hold the others back; the rest follows in the next
+  // pass, without waiting. consume() takes everything.
+  std::uint64_t ring_budget = 4096;
+  // Time order: perf records of all CPUs are handed out oldest first, by
+  // their timestamp (turns timestamps on; needs a clock other than kPerfClock).
+  // A record waits until reorder_window has passed since its timestamp, so
+  // that older records still on their way into another ring can overtake it:
+  // it reaches its handler at most max_delay + reorder_window after it was
+  // written. One older than a record already handed out is still delivered,
+  // with Sample::late set, and counted in CpuStats::late. Ring buffer records
+  // carry no timestamp: they are handed out as they come.
+  bool ordered = false;
+  std::chrono::microseconds reorder_window{1000};
   // Ask the kernel for a timestamp per record (PERF_SAMPLE_TIME) in Sample::time_ns.
   bool timestamps = false;
   // The clock of those timestamps. CLOCK_MONOTONIC (the default) is the clock of
@@ -137,13 +157,16 @@ struct Options {
 // Options::clock value for perf's own local clock.
 inline constexpr clockid_t kPerfClock = -1;
 
+// Figures of one ring (or, from total_stats(), of all of them).
 struct CpuStats {
-  int cpu = -1;
+  int cpu = -1;     // the ring's CPU; -1 for a ring buffer, shared by all CPUs
+  int source = 0;   // which map: 0 the constructor's, 1 the first add()ed, ...
   std::uint64_t records = 0;  // samples delivered
   std::uint64_t bytes = 0;    // payload bytes delivered
   std::uint64_t lost = 0;     // records the kernel dropped on a full ring
   std::uint64_t wakeups = 0;  // times epoll reported the ring ready
   std::uint64_t corrupt = 0;  // drains that found a malformed ring and skipped it
+  std::uint64_t late = 0;     // Options::ordered: records older than one already handed out
 };
 
 // The online CPU ids, from /sys/devices/system/cpu/online (may be sparse).
@@ -154,11 +177,18 @@ std::size_t default_pages_per_cpu();
 
 class Reader {
  public:
-  // map_fd: a BPF_MAP_TYPE_PERF_EVENT_ARRAY with a slot for every CPU id read.
-  // The reader keeps its own duplicate of the fd. Throws perfbuf::Error.
+  // map_fd: a BPF_MAP_TYPE_PERF_EVENT_ARRAY with a slot for every CPU id read,
+  // or a BPF_MAP_TYPE_RINGBUF. The reader keeps its own duplicate of the fd.
+  // Throws perfbuf::Error.
   Reader(int map_fd, SampleHandler on_sample, LostHandler on_lost = {}, Options options = {});
   Reader(const bpf_map* map, SampleHandler on_sample, LostHandler on_lost = {},
          Options options = {});
+  // Reads another map in the same poll(), with its own handlers: a perf event
+  // array (opened with this reader's Options) or a ring buffer, any mix. Its
+  // rings come after those already there (ring_count() grows). Throws
+  // perfbuf::Error, and then leaves the reader as it was.
+  void add(int map_fd, SampleHandler on_sample, LostHandler on_lost = {});
+  void add(const bpf_map* map, SampleHandler on_sample, LostHandler on_lost = {});
   // A moved-from Reader may only be destroyed or assigned to.
   Reader(Reader&&) noexcept;
   Reader& operator=(Reader&&) noexcept;

@@ -1,0 +1,64 @@
+// The rings the poll loop serves, behind one interface: the perf ring of one
+// CPU, or a BPF ring buffer. Each drains itself into its map's handlers.
+#pragma once
+
+#include <perfbuf/reader.h>
+
+#include <cstdint>
+#include <optional>
+
+namespace perfbuf::detail {
+
+// What one pass over some rings did.
+struct Pass {
+  std::size_t records = 0;
+  bool stopped = false;        // a handler returned Action::stop: the pass ends there
+  std::optional<Error> error;  // the first corrupt ring; the other rings were still read
+
+  Result<std::size_t> result() const {
+    if (error) return *error;
+    return records;
+  }
+  void add_error(Error e) {
+    if (!error) error = std::move(e);
+  }
+};
+
+// The handlers of one map, shared by its rings.
+struct Handlers {
+  SampleHandler on_sample;
+  LostHandler on_lost;
+};
+
+class PolledRing {
+ public:
+  explicit PolledRing(int cpu, int source) { stats.cpu = cpu, stats.source = source; }
+  virtual ~PolledRing() = default;
+  PolledRing(const PolledRing&) = delete;
+  PolledRing& operator=(const PolledRing&) = delete;
+
+  // What epoll watches: readable when the kernel woke this ring's reader.
+  virtual int fd() const noexcept = 0;
+  // Whether records are waiting (busy polling looks here without a wakeup).
+  virtual bool readable() const noexcept = 0;
+  // Hands at most `budget` records to the handlers. Sets `more` when the
+  // budget ran out with records left, so the loop comes back without waiting.
+  virtual void drain(Pass& pass, std::uint64_t budget) = 0;
+
+  // Time-ordered delivery, for rings whose records carry a timestamp (perf
+  // rings with Options::timestamps). next_time(): the time of the next sample,
+  // after handing any loss reports ahead of it to the lost handler; nullopt
+  // when there is none. take_next(): hands that sample to the handler, flagged
+  // late when an older one was delivered before it. commit(): publishes what
+  // was taken.
+  virtual bool timed() const noexcept { return false; }
+  virtual std::optional<std::uint64_t> next_time(Pass&) { return std::nullopt; }
+  virtual void take_next(Pass&, bool /*late*/) {}
+  virtual void commit() noexcept {}
+
+  int cpu() const noexcept { return stats.cpu; }  // -1: a ring shared by all CPUs
+  CpuStats stats;
+  bool more = false;
+};
+
+}  // namespace perfbuf::detail

@@ -1,0 +1,233 @@
+#include "poller.h"
+
+#include <pthread.h>
+
+#include <algorithm>
+#include <climits>
+#include <cstdio>
+#include <string>
+
+namespace perfbuf::detail {
+
+namespace {
+
+// Every fd the loop puts in its epoll set carries this tag in the upper half
+// of its epoll data, a ring's id in the lower half. An fd someone else adds
+// (data 0, a small number, a pointer) is then recognised as foreign instead of
+// being taken for a ring.
+constexpr std::uint64_t kTokenTag = std::uint64_t{0x70666266} << 32;  // "pfbf"
+constexpr std::uint64_t kWakeToken = kTokenTag | 0xffffffff;
+
+// Runs the handlers of signals that are pending and that `wait_mask` unblocks,
+// as a wait under that mask would have. True if there was one.
+bool deliver_pending(const sigset_t& wait_mask) {
+  sigset_t pending;
+  if (sigpending(&pending) != 0) return false;
+  bool any = false;
+  for (int sig = 1; sig < NSIG && !any; ++sig)
+    any = sigismember(&pending, sig) == 1 && sigismember(&wait_mask, sig) == 0;
+  if (!any) return false;
+  sigset_t saved;
+  pthread_sigmask(SIG_SETMASK, &wait_mask, &saved);  // the handler runs here
+  pthread_sigmask(SIG_SETMASK, &saved, nullptr);
+  return true;
+}
+
+Error foreign_fd_error(std::uint64_t token) {
+  char data[19];
+  std::snprintf(data, sizeof data, "%#llx", static_cast<unsigned long long>(token));
+  return Error(EINVAL, std::string("poll: the reader's epoll set holds an fd the reader did not "
+                                   "add (epoll data ") + data +
+                           "); epoll_fd() is only for nesting in your own epoll or poll set: "
+                           "add your fds to your own set, and use wake() to stop a poll()");
+}
+
+}  // namespace
+
+Poller::Poller(LoopOptions options)
+    : options_(options), epoll_(sys::epoll_create()), wake_(sys::eventfd_create()) {
+  sys::epoll_add(epoll_.get(), wake_.get(), kWakeToken);
+  events_.resize(1);
+}
+
+std::uint32_t Poller::add(PolledRing& ring) {
+  auto free = std::find(rings_.begin(), rings_.end(), nullptr);
+  const auto id = static_cast<std::uint32_t>(free - rings_.begin());
+  if (id == 0xffffffff) throw Error(EMFILE, "poll loop: too many rings");
+  sys::epoll_add(epoll_.get(), ring.fd(), kTokenTag | id);
+  if (free == rings_.end())
+    rings_.push_back(&ring);
+  else
+    *free = &ring;
+  events_.resize(rings_.size() + 1);  // + the wake eventfd
+  return id;
+}
+
+void Poller::remove(std::uint32_t id) noexcept {
+  if (id >= rings_.size() || !rings_[id]) return;
+  sys::epoll_del(epoll_.get(), rings_[id]->fd());
+  rings_[id] = nullptr;
+}
+
+PolledRing* Poller::ring_of(std::uint64_t token) const {
+  const std::uint64_t id = token & 0xffffffff;
+  if ((token & ~std::uint64_t{0xffffffff}) != kTokenTag || id >= rings_.size()) return nullptr;
+  return rings_[id];
+}
+
+void Poller::drain(PolledRing& ring, Pass& pass, std::uint64_t budget) {
+  if (pass.stopped) return;
+  ring.more = false;
+  ring.drain(pass, budget);
+}
+
+bool Poller::drain_all(Pass& pass, std::uint64_t budget) {
+  if (options_.ordered) {
+    drain_ordered(pass, budget, /*hold_recent=*/budget != kNoBudget);
+    return !pass.stopped;
+  }
+  for (PolledRing* ring : rings_)
+    if (ring) drain(*ring, pass, budget);
+  return !pass.stopped;
+}
+
+void Poller::drain_ordered(Pass& pass, std::uint64_t budget, bool hold_recent) {
+  std::vector<PolledRing*> timed;
+  for (PolledRing* ring : rings_)
+    if (ring && ring->timed()) timed.push_back(ring);
+  // Publishes what was taken on every way out, exceptions included.
+  struct CommitAll {
+    std::vector<PolledRing*>& rings;
+    ~CommitAll() {
+      for (PolledRing* r : rings) r->commit();
+    }
+  } commit{timed};
+  // Records newer than this may still have older ones on their way into
+  // another ring: they wait for a later pass (at most max_delay later).
+  std::uint64_t limit = UINT64_MAX;
+  if (hold_recent) {
+    timespec now;
+    clock_gettime(options_.clock, &now);
+    const std::uint64_t now_ns = now.tv_sec * 1000000000ull + now.tv_nsec;
+    const std::uint64_t window_ns = std::chrono::nanoseconds(options_.window).count();
+    limit = now_ns > window_ns ? now_ns - window_ns : 0;
+  }
+  std::vector<std::optional<std::uint64_t>> next(timed.size());
+  for (std::size_t i = 0; i < timed.size(); ++i) {
+    timed[i]->more = false;
+    next[i] = timed[i]->next_time(pass);
+  }
+  // Linear in the ring count per record: fine for the CPU counts of today's machines.
+  const std::uint64_t total = budget == kNoBudget ? kNoBudget : budget * std::max<std::size_t>(1, timed.size());
+  std::uint64_t taken = 0;
+  while (!pass.stopped) {
+    std::size_t best = timed.size();
+    for (std::size_t i = 0; i < timed.size(); ++i)
+      if (next[i] && (best == timed.size() || *next[i] < *next[best])) best = i;
+    if (best == timed.size() || *next[best] > limit) break;
+    if (taken++ == total) {  // out of budget: come back without waiting
+      for (std::size_t i = 0; i < timed.size(); ++i) timed[i]->more = next[i].has_value();
+      break;
+    }
+    const bool late = *next[best] < last_time_;
+    last_time_ = std::max(last_time_, *next[best]);
+    timed[best]->take_next(pass, late);
+    next[best] = timed[best]->next_time(pass);
+  }
+  for (PolledRing* ring : rings_)  // records without a time: as they come
+    if (ring && !ring->timed()) drain(*ring, pass, budget);
+}
+
+void Poller::drain_more(Pass& pass) {
+  if (options_.ordered) {
+    if (any_more()) drain_ordered(pass, options_.ring_budget, /*hold_recent=*/true);
+    return;
+  }
+  for (PolledRing* ring : rings_)
+    if (ring && ring->more) drain(*ring, pass, options_.ring_budget);
+}
+
+bool Poller::any_readable() const {
+  return std::any_of(rings_.begin(), rings_.end(),
+                     [](const PolledRing* r) { return r && r->readable(); });
+}
+
+bool Poller::any_more() const {
+  return std::any_of(rings_.begin(), rings_.end(), [](const PolledRing* r) { return r && r->more; });
+}
+
+Result<std::size_t> Poller::poll(std::chrono::milliseconds timeout, const sigset_t* sigmask) {
+  // Negative, or too long to add to a time point without overflow: no limit.
+  const bool forever = timeout.count() < 0 || timeout > std::chrono::hours(24 * 365);
+  clock::time_point now = clock::now();
+  const clock::time_point deadline = forever ? clock::time_point::max() : now + timeout;
+  for (;;) {
+    Pass pass;
+    if (options_.busy_poll.count() > 0) {
+      const clock::time_point spin_end = std::min(deadline, now + options_.busy_poll);
+      while (!any_readable() && now < spin_end) now = clock::now();
+      if (any_readable()) {
+        if (drain_all(pass, options_.ring_budget)) last_flush_ = now;
+        if (pass.records > 0 || pass.error) {
+          // No wait happened: deliver a signal the caller unblocks for the wait now.
+          if (sigmask && deliver_pending(*sigmask))
+            return Error(EINTR, "poll: interrupted by a signal");
+          return pass.result();
+        }
+      }
+    }
+    const clock::time_point next_flush = last_flush_ + options_.max_delay;
+    // Rings left with records by their budget are served again without a wait.
+    const auto wait_ms =
+        any_more() ? 0
+                   : std::chrono::ceil<std::chrono::milliseconds>(std::min(deadline, next_flush) -
+                                                                  now).count();
+    const int n = ::epoll_pwait(epoll_.get(), events_.data(), static_cast<int>(events_.size()),
+                                static_cast<int>(std::clamp<std::int64_t>(wait_ms, 0, INT_MAX)),
+                                sigmask);
+    if (n < 0) {
+      if (errno == EINTR) return Error(EINTR, "epoll_pwait: interrupted by a signal");
+      return sys::last_error("epoll_pwait");
+    }
+    // Every ring epoll reported is drained, even after one fails: its readiness is used up.
+    bool woken = false, ready = false;
+    std::optional<std::uint64_t> foreign;
+    for (int i = 0; i < n; ++i) {
+      const std::uint64_t token = events_[i].data.u64;
+      if (token == kWakeToken) {
+        sys::eventfd_clear(wake_.get());
+        woken = true;
+      } else if (PolledRing* ring = ring_of(token)) {
+        ++ring->stats.wakeups;
+        if (!options_.ordered) drain(*ring, pass, options_.ring_budget);
+        else ready = true;  // merged below, with every other ring
+      } else {
+        foreign = token;
+      }
+    }
+    if (ready) drain_ordered(pass, options_.ring_budget, /*hold_recent=*/true);
+    else drain_more(pass);
+    now = clock::now();
+    // Records below the wakeup threshold: drain every ring at least every max_delay.
+    if (!pass.stopped && now >= next_flush && drain_all(pass, options_.ring_budget))
+      last_flush_ = now;
+    // Waiting again would return at once for as long as the foreign fd is ready: a spin.
+    if (foreign) pass.add_error(foreign_fd_error(*foreign));
+    if (pass.records > 0 || pass.error || woken || now >= deadline) return pass.result();
+  }
+}
+
+// Without a budget: everything up to where each ring's head was when its drain began.
+Result<std::size_t> Poller::consume() {
+  Pass pass;
+  if (drain_all(pass, kNoBudget)) last_flush_ = clock::now();
+  return pass.result();
+}
+
+Result<std::size_t> Poller::consume(PolledRing& ring) {
+  Pass pass;
+  drain(ring, pass, kNoBudget);
+  return pass.result();
+}
+
+}  // namespace perfbuf::detail

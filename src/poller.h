@@ -1,0 +1,69 @@
+// The poll loop: one epoll set for every ring of every map, the wait with its
+// deadline, the flush every max_delay, busy polling, signals, a per-ring
+// budget per pass, and a wake() any thread may call.
+#pragma once
+
+#include <signal.h>
+#include <sys/epoll.h>
+
+#include <chrono>
+#include <cstdint>
+#include <vector>
+
+#include "polled_ring.h"
+#include "sys.h"
+
+namespace perfbuf::detail {
+
+struct LoopOptions {
+  std::chrono::milliseconds max_delay;
+  std::chrono::microseconds busy_poll;
+  std::uint64_t ring_budget;
+  // Time order across rings: a record is handed out once `window` has passed
+  // since its timestamp (on `clock`), oldest first.
+  bool ordered = false;
+  std::chrono::microseconds window{0};
+  clockid_t clock = CLOCK_MONOTONIC;
+};
+
+class Poller {
+ public:
+  explicit Poller(LoopOptions options);
+
+  // Watches `ring` (which must outlive its id) and returns its id, stable
+  // until remove(): rings may come and go while others are served.
+  std::uint32_t add(PolledRing& ring);
+  void remove(std::uint32_t id) noexcept;
+
+  Result<std::size_t> poll(std::chrono::milliseconds timeout, const sigset_t* sigmask);
+  // Drains every ring now, without waiting.
+  Result<std::size_t> consume();
+  Result<std::size_t> consume(PolledRing& ring);
+  void wake() noexcept { sys::eventfd_signal(wake_.get()); }
+  int epoll_fd() const noexcept { return epoll_.get(); }
+
+ private:
+  using clock = std::chrono::steady_clock;
+  static constexpr std::uint64_t kNoBudget = UINT64_MAX;
+  void drain(PolledRing& ring, Pass& pass, std::uint64_t budget);
+  // Every ring; true if the pass got through all of them (no early stop).
+  bool drain_all(Pass& pass, std::uint64_t budget);
+  // Ordered mode: the timed rings merged by time, the others as they come.
+  // hold_recent: records younger than the window wait (consume() takes all).
+  void drain_ordered(Pass& pass, std::uint64_t budget, bool hold_recent);
+  // The rings whose last drain ran out of budget.
+  void drain_more(Pass& pass);
+  bool any_readable() const;
+  bool any_more() const;
+  PolledRing* ring_of(std::uint64_t token) const;
+
+  LoopOptions options_;
+  sys::Fd epoll_;
+  sys::Fd wake_;                     // eventfd in the epoll set: wake() ends a wait
+  std::vector<PolledRing*> rings_;   // by id; nullptr where a ring was removed
+  std::vector<epoll_event> events_;
+  clock::time_point last_flush_ = clock::now();
+  std::uint64_t last_time_ = 0;  // ordered mode: the newest time handed out
+};
+
+}  // namespace perfbuf::detail
