@@ -12,6 +12,7 @@ packages=(
   libclang-rt-14-dev                # sanitizer and libFuzzer runtimes for clang
   gnuplot-nox                       # perfbuf bench --plot
   dpkg-dev file                     # cpack -G DEB: the package's library dependencies (dpkg-shlibdeps)
+  python3 ninja-build               # scripts/mutation-check.py (tomllib, fast rebuilds), fuzz corpus
 )
 
 if [ "$(id -u)" -ne 0 ]; then
