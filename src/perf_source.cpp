@@ -1,6 +1,7 @@
 // A BPF_MAP_TYPE_PERF_EVENT_ARRAY: one PERF_COUNT_SW_BPF_OUTPUT event per CPU,
 // its ring mapped and stored in the map at key = CPU id.
 #include <linux/bpf.h>
+#include <perfbuf/ring.h>
 
 #include <algorithm>
 #include <map>

@@ -19,7 +19,7 @@
 #pragma once
 
 #include <perfbuf/error.h>
-#include <perfbuf/ring.h>
+#include <perfbuf/action.h>
 
 #include <signal.h>
 #include <time.h>

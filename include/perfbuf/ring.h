@@ -11,6 +11,7 @@
 #pragma once
 
 #include <linux/perf_event.h>
+#include <perfbuf/action.h>
 
 #include <atomic>
 #include <cstddef>
@@ -20,9 +21,6 @@
 #include <span>
 
 namespace perfbuf {
-
-// What a handler tells the drain after a record.
-enum class Action { next, stop };
 
 // A PERF_RECORD_SAMPLE as found in the ring.
 struct RawSample {
