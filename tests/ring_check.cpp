@@ -53,6 +53,8 @@ std::string format(const char* fmt, Args... args) {
   return buf;
 }
 
+unsigned long long ull(std::uint64_t v) { return v; }
+
 bool same_reason(const char* a, const char* b) {
   return (a == nullptr) == (b == nullptr) && (a == nullptr || std::strcmp(a, b) == 0);
 }
@@ -228,8 +230,6 @@ class Scenario {
       lost += count;
     }
   };
-
-  static unsigned long long ull(std::uint64_t v) { return v; }
 
   void fail(const std::string& what) {
     if (failure_.empty()) failure_ = what;
@@ -486,14 +486,14 @@ std::string check_raw(Input in, RingCheckStats& stats) {
     const DrainResult r = parser.drain(v, scratch.span());
     if (v.outside) return "raw input: a view outside the ring and the scratch buffer";
     if (r.records != v.samples)
-      return format("raw input: drain counted %llu records, handed out %llu",
-                    (unsigned long long)r.records, (unsigned long long)v.samples);
+      return format("raw input: drain counted %llu records, handed out %llu", ull(r.records),
+                    ull(v.samples));
     if (r.lost != v.lost)
-      return format("raw input: drain counted %llu lost, handed out %llu",
-                    (unsigned long long)r.lost, (unsigned long long)v.lost);
+      return format("raw input: drain counted %llu lost, handed out %llu", ull(r.lost),
+                    ull(v.lost));
     if (r.bytes != ring.tail() - before)
-      return format("raw input: drain counted %llu bytes, the tail moved %llu",
-                    (unsigned long long)r.bytes, (unsigned long long)(ring.tail() - before));
+      return format("raw input: drain counted %llu bytes, the tail moved %llu", ull(r.bytes),
+                    ull(ring.tail() - before));
     if (r.stopped && (r.corrupt || !stop_after || r.records != stop_after))
       return "raw input: a drain stopped without being told to";
     if (!r.stopped && ring.tail() != head) return "raw input: a drain ended before the head";
