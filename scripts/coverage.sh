@@ -11,7 +11,8 @@ CC=clang CXX=clang++ cmake -S . -B build-cov -DPERFBUF_FUZZ=ON -DCMAKE_BUILD_TYP
 cmake --build build-cov -j"$(nproc)"
 cd build-cov
 rm -f ring.profraw
-LLVM_PROFILE_FILE=ring.profraw ./fuzz/ring_parser_fuzz -runs=0 ../fuzz/corpus/ring_parser 2>/dev/null
+LLVM_PROFILE_FILE=ring.profraw ./fuzz/ring_parser_fuzz -runs=0 ../fuzz/corpus/ring_parser \
+  2>/dev/null
 llvm-profdata merge -o ring.profdata ring.profraw
 llvm-cov export ./fuzz/ring_parser_fuzz -instr-profile=ring.profdata ../include/perfbuf/ring.h \
   >ring_coverage.json

@@ -262,7 +262,9 @@ class Scenario {
     queue_.push_back(std::move(w));
   }
 
-  bool wraps(const Written& w) const { return (w.pos & (ring_.size() - 1)) + w.size > ring_.size(); }
+  bool wraps(const Written& w) const {
+    return (w.pos & (ring_.size() - 1)) + w.size > ring_.size();
+  }
 
   // The next sample or lost record from queue index i, before where the drain ends.
   const Written* next_handed_out(std::size_t& i, const Expected& want) const {
