@@ -3,6 +3,8 @@
 // or counted lost, exactly. No thresholds: speed is for the benchmark to report.
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
 #include <fstream>
 #include <string>
 #include <vector>
@@ -55,7 +57,9 @@ TEST(BenchCli, BadArgumentsGiveUsageAndExitTwo) {
 
 TEST(BenchCli, SmokeRunReportsEveryConsumerAndDrawsThePlot) {
   REQUIRE_BPF();
-  const std::string png = ::testing::TempDir() + "perfbuf_bench_smoke.png";
+  // Named after this process: test runs of other builds may share the folder.
+  const std::string png =
+      ::testing::TempDir() + "perfbuf_bench_smoke." + std::to_string(getpid()) + ".png";
   std::remove(png.c_str());
   std::string out, err;
   ASSERT_EQ(run_cli({"bench", "--duration", "0.1", "--rounds", "1", "--producers", "1", "--json",
@@ -78,6 +82,7 @@ TEST(BenchCli, SmokeRunReportsEveryConsumerAndDrawsThePlot) {
   char magic[8] = {};
   in.read(magic, sizeof magic);
   EXPECT_EQ(std::string(magic + 1, 3), "PNG") << "no PNG written to " << png;
+  std::remove(png.c_str());
 }
 
 // Rings of two pages and 4 KiB records: a ring holds one record, so the
