@@ -18,9 +18,8 @@ namespace {
 using testing::json_number;
 using testing::run_cli;
 
-const char* const kConsumers[] = {"ceiling",          "perfbuf",
-                                  "perfbuf-every-record", "perfbuf-every-64",
-                                  "perfbuf-low-latency",  "libbpf-perfbuf",
+const char* const kConsumers[] = {"ceiling", "perfbuf", "perfbuf-every-record",
+                                  "perfbuf-every-64", "perfbuf-low-latency", "libbpf-perfbuf",
                                   "libbpf-perfbuf-tuned", "libbpf-ringbuf"};
 
 // The --json lines of one consumer (one per producer count and record size).
