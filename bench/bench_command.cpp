@@ -159,6 +159,15 @@ std::optional<int> parse(int argc, char** argv, BenchArgs& out) {
   return std::nullopt;
 }
 
+// One run's exact record counts. The producers stop before the consumer's
+// final drain, so every record the program emitted has been handled by then:
+// consumed + lost == produced.
+struct Counts {
+  std::uint64_t produced = 0;  // records the program tried to emit
+  std::uint64_t consumed = 0;  // records the consumer handled
+  std::uint64_t lost = 0;      // records the program failed to emit (ring full)
+};
+
 struct Figures {
   double produced_per_s = 0;
   double consumed_per_s = 0;
@@ -169,7 +178,7 @@ struct Figures {
   double p99_us = 0;
   double max_us = 0;
   double peak_rss_mib = 0;
-  double lost = 0;  // total records lost in the run
+  Counts counts;  // exact, not a rate: summed over rounds, never a median
 };
 
 double thread_cpu_seconds() {
@@ -219,7 +228,8 @@ Figures run_once(const std::string& name, const Config& config, const BenchArgs&
     if (consumer_cpu >= 0) pin_to_cpu(consumer_cpu);
     const double cpu0 = thread_cpu_seconds();
     try {
-      while (!stop.load(std::memory_order_relaxed)) {
+      // Acquire: the final drain below starts after the producers have stopped.
+      while (!stop.load(std::memory_order_acquire)) {
         consumer->step();
         sink.publish();
       }
@@ -244,9 +254,9 @@ Figures run_once(const std::string& name, const Config& config, const BenchArgs&
   if (failure) std::rethrow_exception(failure);
 
   Figures f;
+  f.counts = {.produced = sent.attempts, .consumed = sink.records(), .lost = sent.failures};
   f.produced_per_s = sent.attempts / seconds;
   f.consumed_per_s = consumed_in_time / seconds;
-  f.lost = static_cast<double>(sent.failures);
   f.lost_per_s = sent.failures / seconds;
   f.cpu_ns_per_record = sink.records() ? cpu_s * 1e9 / sink.records() : 0;
   f.wakeups_per_s = consumer->wakeups() / seconds;
@@ -269,16 +279,27 @@ Figures median(std::vector<Figures> runs) {
   for (double Figures::*field :
        {&Figures::produced_per_s, &Figures::consumed_per_s, &Figures::lost_per_s,
         &Figures::cpu_ns_per_record, &Figures::wakeups_per_s, &Figures::p50_us, &Figures::p99_us,
-        &Figures::max_us, &Figures::peak_rss_mib, &Figures::lost})
+        &Figures::max_us, &Figures::peak_rss_mib})
     m.*field = med(field);
   return m;
+}
+
+Counts total(const std::vector<Figures>& runs) {
+  Counts t;
+  for (const Figures& f : runs) {
+    t.produced += f.counts.produced;
+    t.consumed += f.counts.consumed;
+    t.lost += f.counts.lost;
+  }
+  return t;
 }
 
 struct Row {
   std::string consumer;
   Config config;
-  Figures figures;
-  std::optional<double> ratio_to_ceiling;
+  Figures figures;  // medians
+  Counts totals;    // over all rounds
+  std::optional<double> ratio_to_ceiling;  // none when the ceiling consumed nothing
 };
 
 std::string ratio_text(const std::optional<double>& r) {
@@ -302,6 +323,17 @@ void print_table(const std::vector<Row>& rows, const BenchArgs& args) {
   }
   std::printf("(batch %u, %d rounds of %.1f s, medians; %zu pages per perf ring)\n", args.batch,
               args.rounds, args.duration_s, args.pages);
+  // Every record is consumed or counted lost; anything else is a bug in a reader or the bench.
+  for (const Row& r : rows) {
+    const Counts& t = r.totals;
+    if (t.consumed + t.lost != t.produced)
+      std::printf("accounting error: %s (%d producers, size %u): consumed %llu + lost %llu != "
+                  "produced %llu\n",
+                  r.consumer.c_str(), r.config.producers, r.config.size,
+                  static_cast<unsigned long long>(t.consumed),
+                  static_cast<unsigned long long>(t.lost),
+                  static_cast<unsigned long long>(t.produced));
+  }
 }
 
 void print_json(const std::vector<Row>& rows, const BenchArgs& args) {
@@ -311,11 +343,15 @@ void print_json(const std::vector<Row>& rows, const BenchArgs& args) {
         "{\"consumer\":\"%s\",\"producers\":%d,\"size\":%u,\"batch\":%u,\"rounds\":%d,"
         "\"produced_per_s\":%.0f,\"consumed_per_s\":%.0f,\"lost_per_s\":%.0f,"
         "\"cpu_ns_per_record\":%.1f,\"wakeups_per_s\":%.0f,\"p50_us\":%.2f,\"p99_us\":%.2f,"
-        "\"max_us\":%.2f,\"peak_rss_mib\":%.1f,\"ratio_to_ceiling\":%s}\n",
+        "\"max_us\":%.2f,\"peak_rss_mib\":%.1f,\"ratio_to_ceiling\":%s,"
+        "\"produced\":%llu,\"consumed\":%llu,\"lost\":%llu}\n",
         r.consumer.c_str(), r.config.producers, r.config.size, args.batch, args.rounds,
         f.produced_per_s, f.consumed_per_s, f.lost_per_s, f.cpu_ns_per_record, f.wakeups_per_s,
         f.p50_us, f.p99_us, f.max_us, f.peak_rss_mib,
-        r.ratio_to_ceiling ? ratio_text(r.ratio_to_ceiling).c_str() : "null");
+        r.ratio_to_ceiling ? ratio_text(r.ratio_to_ceiling).c_str() : "null",
+        static_cast<unsigned long long>(r.totals.produced),
+        static_cast<unsigned long long>(r.totals.consumed),
+        static_cast<unsigned long long>(r.totals.lost));
   }
 }
 
@@ -342,10 +378,12 @@ void print_targets(const std::vector<Row>& rows, std::chrono::milliseconds bound
   };
   char buf[256];
   const Figures& p = pb->figures;
-  if (ceiling) {
-    std::snprintf(buf, sizeof buf, "perfbuf at >= 90%% of ceiling with 0 lost: %.0f%%, %.0f lost",
-                  100 * *pb->ratio_to_ceiling, p.lost);
-    line(*pb->ratio_to_ceiling >= 0.9 && p.lost == 0, buf);
+  if (ceiling && !pb->ratio_to_ceiling) {
+    std::printf("  [n/a] perfbuf against ceiling: the ceiling consumed nothing in this run\n");
+  } else if (ceiling) {
+    std::snprintf(buf, sizeof buf, "perfbuf at >= 90%% of ceiling with 0 lost: %.0f%%, %llu lost",
+                  100 * *pb->ratio_to_ceiling, static_cast<unsigned long long>(pb->totals.lost));
+    line(*pb->ratio_to_ceiling >= 0.9 && pb->totals.lost == 0, buf);
   }
   if (lib) {
     const double x = p.consumed_per_s / std::max(lib->figures.consumed_per_s, 1.0);
@@ -448,7 +486,7 @@ int run(const BenchArgs& args) {
       if (progress) std::fprintf(stderr, "\r%80s\r", "");
       const double ceiling = runs.count("ceiling") ? median(runs["ceiling"]).consumed_per_s : 0;
       for (const std::string& name : args.consumers) {
-        Row row{name, config, median(runs[name]), std::nullopt};
+        Row row{name, config, median(runs[name]), total(runs[name]), std::nullopt};
         if (ceiling > 0) row.ratio_to_ceiling = row.figures.consumed_per_s / ceiling;
         rows.push_back(row);
       }

@@ -1,6 +1,9 @@
 // A smoke run of `perfbuf bench`: every consumer runs, prints its figures, and
-// the plot is a PNG. No thresholds: speed is for the benchmark to report.
+// the plot is a PNG; and every record the program emitted is either consumed
+// or counted lost, exactly. No thresholds: speed is for the benchmark to report.
 #include <gtest/gtest.h>
+
+#include <unistd.h>
 
 #include <fstream>
 #include <string>
@@ -14,6 +17,30 @@ namespace {
 
 using testing::json_number;
 using testing::run_cli;
+
+const char* const kConsumers[] = {"ceiling", "perfbuf", "perfbuf-every-record",
+                                  "perfbuf-every-64", "perfbuf-low-latency", "libbpf-perfbuf",
+                                  "libbpf-perfbuf-tuned", "libbpf-ringbuf"};
+
+// The --json lines of one consumer (one per producer count and record size).
+std::vector<std::string> rows_of(const std::string& out, const std::string& consumer) {
+  std::vector<std::string> rows;
+  const std::string key = "{\"consumer\":\"" + consumer + "\"";
+  for (auto at = out.find(key); at != std::string::npos; at = out.find(key, at + 1))
+    rows.push_back(out.substr(at, out.find('\n', at) - at));
+  return rows;
+}
+
+// The totals over all rounds: every record the program tried to emit was
+// handled by the consumer or failed to be emitted, none twice, none missing.
+void expect_every_record_accounted_for(const std::string& row) {
+  const auto produced = json_number(row, "produced");
+  const auto consumed = json_number(row, "consumed");
+  const auto lost = json_number(row, "lost");
+  ASSERT_TRUE(produced && consumed && lost) << row;
+  EXPECT_GT(*produced, 0) << row;
+  EXPECT_EQ(*consumed + *lost, *produced) << row;
+}
 
 TEST(BenchCli, BadArgumentsGiveUsageAndExitTwo) {
   for (std::vector<std::string> args :
@@ -29,7 +56,9 @@ TEST(BenchCli, BadArgumentsGiveUsageAndExitTwo) {
 
 TEST(BenchCli, SmokeRunReportsEveryConsumerAndDrawsThePlot) {
   REQUIRE_BPF();
-  const std::string png = ::testing::TempDir() + "perfbuf_bench_smoke.png";
+  // Named after this process: test runs of other builds may share the folder.
+  const std::string png =
+      ::testing::TempDir() + "perfbuf_bench_smoke." + std::to_string(getpid()) + ".png";
   std::remove(png.c_str());
   std::string out, err;
   ASSERT_EQ(run_cli({"bench", "--duration", "0.1", "--rounds", "1", "--producers", "1", "--json",
@@ -37,13 +66,12 @@ TEST(BenchCli, SmokeRunReportsEveryConsumerAndDrawsThePlot) {
                     out, err),
             0)
       << err;
-  for (const char* consumer : {"ceiling", "perfbuf", "perfbuf-every-record", "perfbuf-every-64",
-                               "perfbuf-low-latency", "libbpf-perfbuf", "libbpf-perfbuf-tuned", "libbpf-ringbuf"}) {
-    const std::string key = std::string("{\"consumer\":\"") + consumer + "\"";
-    const auto at = out.find(key);
-    ASSERT_NE(at, std::string::npos) << consumer << " missing in\n" << out;
-    const std::string line = out.substr(at, out.find('\n', at) - at);
+  for (const char* consumer : kConsumers) {
+    const std::vector<std::string> rows = rows_of(out, consumer);
+    ASSERT_EQ(rows.size(), 1u) << consumer << " in\n" << out;
+    const std::string& line = rows[0];
     EXPECT_GT(json_number(line, "consumed_per_s").value_or(0), 0) << line;
+    expect_every_record_accounted_for(line);
     for (const char* field : {"producers", "size", "produced_per_s", "lost_per_s",
                               "cpu_ns_per_record", "p50_us", "p99_us"})
       EXPECT_TRUE(json_number(line, field).has_value()) << field << " in " << line;
@@ -53,6 +81,31 @@ TEST(BenchCli, SmokeRunReportsEveryConsumerAndDrawsThePlot) {
   char magic[8] = {};
   in.read(magic, sizeof magic);
   EXPECT_EQ(std::string(magic + 1, 3), "PNG") << "no PNG written to " << png;
+  std::remove(png.c_str());
+}
+
+// Rings of two pages and 4 KiB records: a ring holds one record, so the
+// producer outruns every consumer and the program's failed outputs count.
+// Two rounds, so the totals are sums.
+TEST(BenchCli, RecordsAreConsumedOrCountedLostWhenRingsOverflow) {
+  REQUIRE_BPF();
+  std::string out, err;
+  ASSERT_EQ(run_cli({"bench", "--duration", "0.1", "--rounds", "2", "--producers", "1", "--size",
+                     "16,4096", "--pages", "2", "--json"},
+                    out, err),
+            0)
+      << err;
+  long long lost = 0;
+  for (const char* consumer : kConsumers) {
+    const std::vector<std::string> rows = rows_of(out, consumer);
+    ASSERT_EQ(rows.size(), 2u) << consumer << " in\n" << out;
+    for (const std::string& row : rows) {
+      expect_every_record_accounted_for(row);
+      lost += json_number(row, "lost").value_or(0);
+    }
+  }
+  // Without losses this test would check nothing the smoke run does not.
+  EXPECT_GT(lost, 0) << out;
 }
 
 }  // namespace

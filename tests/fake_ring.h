@@ -1,10 +1,12 @@
 // An in-memory ring laid out like the real mmap: a control page and a data
 // area, written the way the kernel writes records. Positions start anywhere,
-// including just below 2^64.
+// including just below 2^64. Shared by the parser tests, the fuzz target's
+// checks (ring_check.cpp) and the parser microbenchmark.
 #pragma once
 
 #include <perfbuf/ring.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
 #include <memory>
@@ -26,14 +28,30 @@ class FakeRing {
   RingParser parser() { return RingParser(control_.get(), data_, has_time_); }
   perf_event_mmap_page& control() { return *control_; }
   std::span<std::byte> data() { return data_; }
+  std::size_t size() const { return data_.size(); }
+  bool has_time() const { return has_time_; }
   std::uint64_t head() const { return control_->data_head; }
   std::uint64_t tail() const { return control_->data_tail; }
 
-  // A PERF_RECORD_SAMPLE with PERF_SAMPLE_RAW (and TIME when has_time), padded
-  // as the kernel pads it. Returns the record's size.
+  // Bytes the kernel may write before it reaches the tail. It keeps one byte
+  // free (CIRC_SPACE in ring_buffer_has_space), so a full ring never looks empty.
+  std::size_t free_space() const { return data_.size() - 1 - (head() - tail()); }
+
+  // Bytes in front of a sample's payload: header, time (with has_time), size.
+  std::size_t sample_fixed_bytes() const {
+    return sizeof(perf_event_header) + (has_time_ ? 8 : 0) + 4;
+  }
+  // The size of the record add_sample writes for a payload of n bytes.
+  std::size_t sample_size(std::size_t payload) const {
+    return (sample_fixed_bytes() + payload + 7) & ~std::size_t(7);
+  }
+
+  // A PERF_RECORD_SAMPLE with PERF_SAMPLE_RAW (and TIME when has_time), the
+  // payload padded with zeros to keep records 8-byte aligned. Returns the
+  // record's size.
   std::size_t add_sample(std::span<const std::byte> payload, std::uint64_t time_ns = 0) {
-    const std::size_t fixed = sizeof(perf_event_header) + (has_time_ ? 8 : 0) + 4;
-    const std::size_t size = (fixed + payload.size() + 7) & ~std::size_t(7);
+    const std::size_t fixed = sample_fixed_bytes();
+    const std::size_t size = sample_size(payload.size());
     std::vector<std::byte> rec(size);
     perf_event_header h{PERF_RECORD_SAMPLE, 0, static_cast<std::uint16_t>(size)};
     std::size_t at = 0;
@@ -48,17 +66,27 @@ class FakeRing {
 
   // A PERF_RECORD_LOST reporting `lost` dropped records.
   void add_lost(std::uint64_t lost) {
-    struct {
-      perf_event_header h;
-      std::uint64_t id, lost;
-    } rec{{PERF_RECORD_LOST, 0, 24}, 0, lost};
-    append(std::span(reinterpret_cast<const std::byte*>(&rec), sizeof rec));
+    const std::uint64_t body[2] = {0, lost};  // u64 id; u64 lost
+    add_record(PERF_RECORD_LOST, std::as_bytes(std::span(body)));
+  }
+
+  // A record of any type: its header, then the body (a multiple of 8 bytes).
+  void add_record(std::uint32_t type, std::span<const std::byte> body) {
+    const perf_event_header h{type, 0, static_cast<std::uint16_t>(sizeof h + body.size())};
+    append(std::span(reinterpret_cast<const std::byte*>(&h), sizeof h));
+    append(body);
   }
 
   // Raw bytes at the head, as they are: for corrupt input.
   void append(std::span<const std::byte> bytes) {
     std::uint64_t pos = control_->data_head;
-    for (std::byte b : bytes) data_[pos++ & (data_.size() - 1)] = b;
+    while (!bytes.empty()) {  // up to the ring's end, then from its start
+      const std::size_t offset = pos & (data_.size() - 1);
+      const std::size_t n = std::min(bytes.size(), data_.size() - offset);
+      std::memcpy(data_.data() + offset, bytes.data(), n);
+      bytes = bytes.subspan(n);
+      pos += n;
+    }
     control_->data_head = pos;
   }
 
