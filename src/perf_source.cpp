@@ -142,7 +142,7 @@ class PerfRing final : public PolledRing {
     const DrainResult r = parser_.drain(visitor, scratch_);
     pass.records += r.records;
     pass.stopped = r.stopped && !visitor.out_of_budget;
-    more = visitor.out_of_budget && parser_.readable() != 0;
+    more = r.stopped && parser_.readable() != 0;  // out of budget, or the handler stopped
     if (r.corrupt) report_corrupt(pass, r.corrupt);
   }
 
@@ -174,6 +174,7 @@ class PerfSource final : public Source {
     // unless another reader of this process has put its own there since.
     for (const auto& r : rings)
       if (slot_owners().release(map_id_, r->cpu(), this)) sys::map_delete(map_fd_.get(), r->cpu());
+    rings.clear();  // before the handlers and scratch buffer they refer to
   }
 
   void open(const std::vector<int>& cpus, const Options& options, int index) {
@@ -186,10 +187,11 @@ class PerfSource final : public Source {
       sys::Mapping mapping = sys::map_ring(fd.get(), ring_bytes + sys::page_size(), cpu);
       auto ring = std::make_unique<PerfRing>(cpu, index, std::move(fd), std::move(mapping),
                                              ring_bytes, options.timestamps, handlers_, scratch_);
-      sys::map_set(map_fd_.get(), cpu, ring->fd());
-      slot_owners().claim(map_id_, cpu, this);
-      // Once in rings, the destructor takes it out of the map again (reserved: cannot throw).
+      // In rings first (reserved: cannot throw), so that whatever fails next,
+      // the destructor takes the ring out of the map again.
       rings.push_back(std::move(ring));
+      slot_owners().claim(map_id_, cpu, this);
+      sys::map_set(map_fd_.get(), cpu, rings.back()->fd());
     }
   }
 

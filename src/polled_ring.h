@@ -11,6 +11,8 @@ namespace perfbuf::detail {
 
 // What one pass over some rings did.
 struct Pass {
+  explicit Pass(std::uint64_t pass_id) : id(pass_id) {}
+  std::uint64_t id;            // tells passes apart: a ring is served once per pass
   std::size_t records = 0;
   bool stopped = false;        // a handler returned Action::stop: the pass ends there
   std::optional<Error> error;  // the first corrupt ring; the other rings were still read
@@ -56,9 +58,16 @@ class PolledRing {
   virtual void take_next(Pass&, bool /*late*/) {}
   virtual void commit() noexcept {}
 
+  // Whether epoll should report this ring only when the kernel wakes it. A
+  // ring buffer's fd is readable for as long as a record is reserved, even
+  // one the program has not submitted yet: level-triggered, the loop would
+  // spin on it.
+  virtual bool edge_triggered() const noexcept { return false; }
+
   int cpu() const noexcept { return stats.cpu; }  // -1: a ring shared by all CPUs
   CpuStats stats;
-  bool more = false;
+  bool more = false;           // records left behind by a budget or a stop: serve again soon
+  std::uint64_t served_in = 0;  // the id of the last pass that drained it
 };
 
 }  // namespace perfbuf::detail

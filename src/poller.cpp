@@ -54,7 +54,7 @@ std::uint32_t Poller::add(PolledRing& ring) {
   auto free = std::find(rings_.begin(), rings_.end(), nullptr);
   const auto id = static_cast<std::uint32_t>(free - rings_.begin());
   if (id == 0xffffffff) throw Error(EMFILE, "poll loop: too many rings");
-  sys::epoll_add(epoll_.get(), ring.fd(), kTokenTag | id);
+  sys::epoll_add(epoll_.get(), ring.fd(), kTokenTag | id, ring.edge_triggered());
   if (free == rings_.end())
     rings_.push_back(&ring);
   else
@@ -76,7 +76,13 @@ PolledRing* Poller::ring_of(std::uint64_t token) const {
 }
 
 void Poller::drain(PolledRing& ring, Pass& pass, std::uint64_t budget) {
-  if (pass.stopped) return;
+  if (pass.stopped) {  // a handler ended the pass: what this ring holds waits for the next
+    ring.more = ring.more || ring.readable();
+    return;
+  }
+  // At most one budget per ring per pass, whether woken, left over or flushed.
+  if (budget != kNoBudget && ring.served_in == pass.id) return;
+  ring.served_in = pass.id;
   ring.more = false;
   ring.drain(pass, budget);
 }
@@ -104,14 +110,14 @@ void Poller::drain_ordered(Pass& pass, std::uint64_t budget, bool hold_recent) {
   } commit{timed};
   // Records newer than this may still have older ones on their way into
   // another ring: they wait for a later pass (at most max_delay later).
-  std::uint64_t limit = UINT64_MAX;
-  if (hold_recent) {
-    timespec now;
-    clock_gettime(options_.clock, &now);
-    const std::uint64_t now_ns = now.tv_sec * 1000000000ull + now.tv_nsec;
-    const std::uint64_t window_ns = std::chrono::nanoseconds(options_.window).count();
-    limit = now_ns > window_ns ? now_ns - window_ns : 0;
-  }
+  // consume() takes all that was written before it began, so it ends even
+  // while the kernel keeps writing.
+  timespec now;
+  clock_gettime(options_.clock, &now);
+  const std::uint64_t now_ns = now.tv_sec * 1000000000ull + now.tv_nsec;
+  const std::uint64_t window_ns =
+      hold_recent ? std::chrono::nanoseconds(options_.window).count() : 0;
+  const std::uint64_t limit = now_ns > window_ns ? now_ns - window_ns : 0;
   std::vector<std::optional<std::uint64_t>> next(timed.size());
   for (std::size_t i = 0; i < timed.size(); ++i) {
     timed[i]->more = false;
@@ -162,7 +168,7 @@ Result<std::size_t> Poller::poll(std::chrono::milliseconds timeout, const sigset
   clock::time_point now = clock::now();
   const clock::time_point deadline = forever ? clock::time_point::max() : now + timeout;
   for (;;) {
-    Pass pass;
+    Pass pass(++passes_);
     if (options_.busy_poll.count() > 0) {
       const clock::time_point spin_end = std::min(deadline, now + options_.busy_poll);
       while (!any_readable() && now < spin_end) now = clock::now();
@@ -219,13 +225,13 @@ Result<std::size_t> Poller::poll(std::chrono::milliseconds timeout, const sigset
 
 // Without a budget: everything up to where each ring's head was when its drain began.
 Result<std::size_t> Poller::consume() {
-  Pass pass;
+  Pass pass(++passes_);
   if (drain_all(pass, kNoBudget)) last_flush_ = clock::now();
   return pass.result();
 }
 
 Result<std::size_t> Poller::consume(PolledRing& ring) {
-  Pass pass;
+  Pass pass(++passes_);
   drain(ring, pass, kNoBudget);
   return pass.result();
 }

@@ -36,7 +36,8 @@ class Poller {
   void remove(std::uint32_t id) noexcept;
 
   Result<std::size_t> poll(std::chrono::milliseconds timeout, const sigset_t* sigmask);
-  // Drains every ring now, without waiting.
+  // Drains every ring now, without waiting (in time order: what was written
+  // before the call).
   Result<std::size_t> consume();
   Result<std::size_t> consume(PolledRing& ring);
   void wake() noexcept { sys::eventfd_signal(wake_.get()); }
@@ -64,6 +65,7 @@ class Poller {
   std::vector<epoll_event> events_;
   clock::time_point last_flush_ = clock::now();
   std::uint64_t last_time_ = 0;  // ordered mode: the newest time handed out
+  std::uint64_t passes_ = 0;     // ids for Pass
 };
 
 }  // namespace perfbuf::detail

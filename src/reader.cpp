@@ -137,7 +137,6 @@ Reader::Reader(const bpf_map* map, SampleHandler on_sample, LostHandler on_lost,
 
 Reader::Reader(int map_fd, SampleHandler on_sample, LostHandler on_lost, Options options) {
   resolve_and_validate(options);
-  if (!on_sample) throw Error(EINVAL, "perfbuf::Reader: a sample handler is required");
   impl_ = std::make_unique<Impl>(std::move(options));
   impl_->add(map_fd, std::move(on_sample), std::move(on_lost));
 }

@@ -21,6 +21,7 @@ class RingbufRing final : public PolledRing {
 
   // The map fd itself: the kernel reports it readable when records are waiting.
   int fd() const noexcept override { return map_fd_.get(); }
+  bool edge_triggered() const noexcept override { return true; }
   bool readable() const noexcept override { return cursor_.readable() != 0; }
 
   void drain(Pass& pass, std::uint64_t budget) override {
@@ -35,7 +36,7 @@ class RingbufRing final : public PolledRing {
     const DrainResult r = cursor_.drain(visitor, budget);
     pass.records += r.records;
     pass.stopped = r.stopped;
-    more = !r.stopped && r.records == budget && cursor_.readable() != 0;
+    more = (r.stopped || r.records == budget) && cursor_.readable() != 0;
     if (r.corrupt) {
       ++stats.corrupt;
       pass.add_error(Error(EBADMSG, std::string("ring buffer: ") + r.corrupt +

@@ -155,9 +155,9 @@ Fd epoll_create() {
   return Fd(fd);
 }
 
-void epoll_add(int epoll_fd, int fd, std::uint64_t token) {
+void epoll_add(int epoll_fd, int fd, std::uint64_t token, bool edge_triggered) {
   epoll_event ev{};
-  ev.events = EPOLLIN;
+  ev.events = EPOLLIN | (edge_triggered ? EPOLLET : 0u);
   ev.data.u64 = token;
   if (::epoll_ctl(epoll_fd, EPOLL_CTL_ADD, fd, &ev) < 0) throw last_error("epoll_ctl(ADD)");
 }

@@ -87,7 +87,7 @@ RingbufMappings map_ringbuf(int map_fd, std::size_t data_bytes, const std::strin
 
 Fd epoll_create();
 void epoll_del(int epoll_fd, int fd) noexcept;
-void epoll_add(int epoll_fd, int fd, std::uint64_t token);
+void epoll_add(int epoll_fd, int fd, std::uint64_t token, bool edge_triggered = false);
 
 // A non-blocking eventfd: signal() makes it readable from any thread (or a
 // signal handler), clear() makes it not readable again.

@@ -146,6 +146,23 @@ TEST(RingbufKernel, AddingAMapOfTheWrongTypeLeavesTheReaderAsItWas) {
   EXPECT_EQ(*r, 1u);
 }
 
+TEST(RingbufKernel, OnePollTakesAtMostTheBudgetFromARing) {
+  REQUIRE_BPF();
+  WriteTracer tracer(ringbuf_filter());
+  int received = 0;
+  Reader reader(tracer.events_map(), [&](const Sample&) { ++received; }, {},
+                Options{.ring_budget = 10});
+  for (int i = 0; i < 50; ++i) ASSERT_EQ(fire_on_cpu(tracer.raw_tracepoint_fd(), 0), 0);
+  for (int i = 1; i <= 5; ++i) {
+    const auto start = std::chrono::steady_clock::now();
+    const auto r = reader.poll(milliseconds(3000));
+    ASSERT_TRUE(r.ok()) << r.error().what();
+    EXPECT_EQ(*r, 10u) << "poll " << i;
+    EXPECT_LT(std::chrono::steady_clock::now() - start, milliseconds(1000)) << "poll " << i;
+  }
+  EXPECT_EQ(received, 50);
+}
+
 // A ring that floods, behind a slow handler, cannot hold another ring's record
 // back: each pass takes at most ring_budget records from a ring.
 TEST(RingbufKernel, AFloodedRingCannotStarveAnother) {

@@ -87,7 +87,8 @@ struct perfbuf_opts {
 /* Opens a ring of page_cnt pages (a power of two; 0: the default) on every
  * online CPU for the BPF_MAP_TYPE_PERF_EVENT_ARRAY map_fd and stores each at
  * key = CPU id. ctx is passed to the callbacks; lost_cb and opts may be NULL.
- * NULL with errno set on failure. */
+ * NULL with errno set on failure. A BPF_MAP_TYPE_RINGBUF map_fd is read too:
+ * one ring for all CPUs (page_cnt does not apply; cpu is -1 in the callbacks). */
 perfbuf_t *perfbuf__new(int map_fd, size_t page_cnt, perfbuf_sample_fn sample_cb,
 			perfbuf_lost_fn lost_cb, void *ctx, const struct perfbuf_opts *opts);
 /* Takes the rings out of the map and frees everything. NULL is ignored. */

@@ -1,4 +1,5 @@
-// perfbuf::Reader: reads the per-CPU perf rings behind a BPF_MAP_TYPE_PERF_EVENT_ARRAY.
+// perfbuf::Reader: reads the per-CPU perf rings behind a BPF_MAP_TYPE_PERF_EVENT_ARRAY
+// and BPF ring buffers (BPF_MAP_TYPE_RINGBUF), one map or several, in one poll.
 //
 //   perfbuf::Reader reader(bpf_map__fd(skel->maps.events),
 //                          [&](const perfbuf::Sample& s) { /* s.cpu, s.data */ },
@@ -8,14 +9,21 @@
 //     if (!n) { if (n.interrupted()) break; throw n.error(); }
 //   }
 //
-// For each CPU the reader opens a PERF_COUNT_SW_BPF_OUTPUT event, maps its
-// ring, stores the event at key = CPU id in the map, and waits on all rings
-// with one epoll instance. Records are handed out in place (copied into one
-// reused scratch buffer only when a record wraps the end of the ring).
+// For a perf event array the reader opens a PERF_COUNT_SW_BPF_OUTPUT event per
+// CPU, maps its ring and stores the event at key = CPU id in the map; a ring
+// buffer is mapped as it is. All rings are waited on with one epoll instance.
+// Records are handed out in place (a perf record that wraps the end of its
+// ring is copied into one reused scratch buffer; a ring buffer's data area is
+// mapped twice, so its records never need a copy).
 //
 // A Reader is used from one thread at a time, except wake(), which any thread
-// may call. Construction throws perfbuf::Error; poll and consume return Result
-// so loops need no try/catch.
+// may call. Handlers may call wake(), nothing else of their reader (no poll,
+// consume or add from inside a handler). Construction throws perfbuf::Error;
+// poll and consume return Result so loops need no try/catch.
+//
+// A ring buffer has one consumer position: two readers of the same ring
+// buffer (two Readers, or a Reader and libbpf) would each take records the
+// other then misses. Read each ring buffer with one Reader.
 #pragma once
 
 #include <perfbuf/error.h>
@@ -112,6 +120,9 @@ struct Wakeup {
 // The ring size per CPU when Options::pages_per_cpu is 0.
 inline constexpr std::size_t kDefaultRingBytes = 512 * 1024;
 
+// Options. Those of the perf rings (pages_per_cpu, cpus, wakeup, timestamps,
+// clock) do not apply to a ring buffer, whose size is the map's and whose
+// records carry no kernel timestamp (time_ns is 0).
 struct Options {
   // Data pages per ring (a power of two); the ring maps one more page for
   // control. 0: 512 KiB worth of pages (kDefaultRingBytes), whatever the page
@@ -163,7 +174,8 @@ struct CpuStats {
   int source = 0;   // which map: 0 the constructor's, 1 the first add()ed, ...
   std::uint64_t records = 0;  // samples delivered
   std::uint64_t bytes = 0;    // payload bytes delivered
-  std::uint64_t lost = 0;     // records the kernel dropped on a full ring
+  std::uint64_t lost = 0;     // records the kernel dropped on a full perf ring (a ring buffer
+                              // reports none: its program sees the failed output)
   std::uint64_t wakeups = 0;  // times epoll reported the ring ready
   std::uint64_t corrupt = 0;  // drains that found a malformed ring and skipped it
   std::uint64_t late = 0;     // Options::ordered: records older than one already handed out
@@ -225,8 +237,10 @@ class Reader {
   int epoll_fd() const noexcept;
   std::size_t ring_count() const noexcept;
   int ring_cpu(std::size_t index) const;
-  int ring_fd(std::size_t index) const;  // the perf event fd of that ring
-  std::size_t ring_bytes() const noexcept;  // data bytes per ring
+  // The fd epoll watches for that ring: its perf event, or the reader's own
+  // duplicate of a ring buffer's map fd.
+  int ring_fd(std::size_t index) const;
+  std::size_t ring_bytes() const noexcept;  // data bytes of each perf ring (Options::pages_per_cpu)
   const Options& options() const noexcept;
 
   std::vector<CpuStats> stats() const;

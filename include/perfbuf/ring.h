@@ -154,13 +154,14 @@ class RingParser {
   std::uint64_t mask_;
   bool has_time_;
   std::uint64_t pos_;   // the cursor: where the next peek() looks
-  std::uint64_t next_;  // past the record the last peek() returned
+  std::uint64_t next_ = pos_;  // past the record the last peek() returned
   const char* corrupt_ = nullptr;
 };
 
 inline std::optional<RingRecord> RingParser::peek_until(std::uint64_t head,
                                                         std::span<std::byte> scratch) noexcept {
   corrupt_ = nullptr;
+  next_ = pos_;  // advance() without a record stays put
   if (head - pos_ > size()) return fail("head is more than the ring size ahead of tail");
   if ((head | pos_) % 8 != 0) return fail("head or tail is not 8-byte aligned");
   for (std::uint64_t pos = pos_; pos != head; pos = pos_) {

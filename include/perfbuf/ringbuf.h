@@ -60,8 +60,6 @@ class RingbufCursor {
 
   // What peek() found wrong with the ring, or nullptr.
   const char* corrupt() const noexcept { return corrupt_; }
-  // Skips everything up to the producer position (after corrupt()), and commits.
-  std::uint64_t skip_to_producer() noexcept;
 
   // Hands every submitted record up to the producer position read at the start
   // (at most `budget` of them) to visitor.on_sample(const RawSample&), which
@@ -94,13 +92,14 @@ class RingbufCursor {
   const std::byte* data_;
   std::uint64_t mask_;
   std::uint64_t pos_;   // where the next peek() looks
-  std::uint64_t next_;  // past the record the last peek() returned
+  std::uint64_t next_ = pos_;  // past the record the last peek() returned
   const char* corrupt_ = nullptr;
 };
 
 inline std::optional<std::span<const std::byte>> RingbufCursor::peek_until(
     std::uint64_t producer) noexcept {
   corrupt_ = nullptr;
+  next_ = pos_;  // advance() without a record stays put
   while (pos_ != producer) {
     if (producer - pos_ > size() || pos_ % 8 != 0) {
       corrupt_ = producer - pos_ > size() ? "producer is more than the ring size ahead of consumer"
@@ -116,6 +115,7 @@ inline std::optional<std::span<const std::byte>> RingbufCursor::peek_until(
     }
     if (len & kDiscardBit) {  // the program threw it away: step over it
       pos_ += bytes;
+      next_ = pos_;
       continue;
     }
     next_ = pos_ + bytes;
@@ -134,14 +134,6 @@ inline void RingbufCursor::commit() noexcept {
   // this store: we would see no new record while the kernel saw an old
   // consumer position and skipped the wakeup, and the record would wait.
   std::atomic_thread_fence(std::memory_order_seq_cst);
-}
-
-inline std::uint64_t RingbufCursor::skip_to_producer() noexcept {
-  const std::uint64_t producer = load_producer();
-  const std::uint64_t skipped = producer - pos_;
-  pos_ = producer;
-  commit();
-  return skipped;
 }
 
 template <class Visitor>
@@ -163,9 +155,9 @@ DrainResult RingbufCursor::drain(Visitor&& visitor, std::uint64_t budget) {
       break;
     }
   }
-  if (corrupt_) {
+  if (corrupt_) {  // skip what cannot be parsed, up to what this drain saw
     result.corrupt = corrupt_;
-    skip_to_producer();
+    pos_ = end;
   }
   result.bytes = pos_ - start;
   return result;
