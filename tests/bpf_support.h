@@ -67,6 +67,19 @@ inline int fire_on_cpu(int prog_fd, int cpu) {
   return bpf_prog_test_run_opts(prog_fd, &opts);
 }
 
+// Calls reader.poll() `polls` times; records are waiting, so each call must
+// return `per_poll` of them within a second, none waiting for a flush.
+inline void expect_prompt_polls(Reader& reader, int polls, std::size_t per_poll) {
+  for (int i = 1; i <= polls; ++i) {
+    const auto start = std::chrono::steady_clock::now();
+    const auto r = reader.poll(std::chrono::milliseconds(3000));
+    ASSERT_TRUE(r.ok()) << r.error().what();
+    EXPECT_EQ(*r, per_poll) << "poll " << i;
+    EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::milliseconds(1000))
+        << "poll " << i;
+  }
+}
+
 // A child process that makes exactly `writes` write(2) calls once released,
 // then, if `then_writes` is not 0, `then_writes` more once released again, and
 // exits. Its pid is known before it writes, so a tracer can filter on it.

@@ -330,13 +330,7 @@ TEST(ReaderKernel, RecordsLeftByAStopComeWithTheNextPoll) {
   }, {}, Options{.pages_per_cpu = 8, .cpus = {0}, .wakeup = Wakeup::every_record(),
                  .max_delay = std::chrono::minutes(1)});
   for (int i = 0; i < 3; ++i) ASSERT_EQ(fire_on_cpu(tracer.raw_tracepoint_fd(), 0), 0);
-  for (int i = 1; i <= 3; ++i) {
-    const auto start = std::chrono::steady_clock::now();
-    const auto r = reader.poll(milliseconds(3000));
-    ASSERT_TRUE(r.ok()) << r.error().what();
-    EXPECT_EQ(*r, 1u) << "poll " << i;
-    EXPECT_LT(std::chrono::steady_clock::now() - start, milliseconds(1000)) << "poll " << i;
-  }
+  testing::expect_prompt_polls(reader, 3, 1);
   EXPECT_EQ(seen, 3);
 }
 
