@@ -10,6 +10,7 @@ struct write_event {
 	__u32 tgid;   /* process id */
 	__u32 tid;    /* thread id */
 	__u64 cookie; /* always PERFBUF_WRITE_COOKIE: lets the reader check every record */
+	__u64 time_ns; /* bpf_ktime_get_ns() at the call: CLOCK_MONOTONIC */
 };
 
 #endif

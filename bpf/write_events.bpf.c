@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * One record per write(2) call, sent through a PERF_EVENT_ARRAY to the CPU's
- * own ring. Three entry points share one body so user space can attach
+ * own ring or through a RINGBUF, every output counted (<perfbuf/bpf.h>). Three entry points share one body so user space can attach
  * whichever hook the running kernel offers: a kprobe on the syscall function,
  * the syscalls/sys_enter_write tracepoint (needs tracefs), or the raw
  * sys_enter tracepoint filtered by syscall number (needs neither).
@@ -9,6 +9,7 @@
 #include <linux/bpf.h>
 #include <stdbool.h>
 #include <bpf/bpf_helpers.h>
+#include <perfbuf/bpf.h>
 #include "write_event.h"
 
 char LICENSE[] SEC("license") = "GPL";
@@ -18,10 +19,6 @@ const volatile __u32 target_tgid = 0;      /* 0: every process */
 const volatile __u32 ignore_tgid = 0;      /* the tracer itself, so its output cannot feed back; 0: none */
 const volatile __u64 write_syscall_nr = 1; /* SYS_write of the running arch */
 const volatile bool use_ringbuf = false;   /* send to ring_events instead of events */
-
-/* Counted by the program so user space can check received + lost == attempts. */
-__u64 attempts = 0;
-__u64 failures = 0;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERF_EVENT_ARRAY);
@@ -35,6 +32,10 @@ struct {
 	__uint(max_entries, 256 * 1024);
 } ring_events SEC(".maps");
 
+/* Outputs tried and failed, per CPU, for each map (see <perfbuf/bpf.h>). */
+PERFBUF_COUNTS_MAP(events_counts);
+PERFBUF_COUNTS_MAP(ring_events_counts);
+
 static __always_inline int emit(void *ctx)
 {
 	__u64 id = bpf_get_current_pid_tgid();
@@ -47,12 +48,12 @@ static __always_inline int emit(void *ctx)
 		.tgid = tgid,
 		.tid = (__u32)id,
 		.cookie = PERFBUF_WRITE_COOKIE,
+		.time_ns = bpf_ktime_get_ns(),
 	};
-	__sync_fetch_and_add(&attempts, 1);
-	long err = use_ringbuf ? bpf_ringbuf_output(&ring_events, &e, sizeof(e), 0)
-			       : bpf_perf_event_output(ctx, &events, BPF_F_CURRENT_CPU, &e, sizeof(e));
-	if (err < 0)
-		__sync_fetch_and_add(&failures, 1);
+	if (use_ringbuf)
+		perfbuf_ringbuf_output(&ring_events, &ring_events_counts, &e, sizeof(e));
+	else
+		perfbuf_perf_output(ctx, &events, &events_counts, &e, sizeof(e));
 	return 0;
 }
 

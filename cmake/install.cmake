@@ -15,7 +15,8 @@ install(EXPORT perfbufTargets NAMESPACE perfbuf:: DESTINATION ${PERFBUF_CMAKE_DI
 
 configure_package_config_file(${CMAKE_CURRENT_LIST_DIR}/perfbufConfig.cmake.in
                               ${PROJECT_BINARY_DIR}/perfbufConfig.cmake
-                              INSTALL_DESTINATION ${PERFBUF_CMAKE_DIR})
+                              INSTALL_DESTINATION ${PERFBUF_CMAKE_DIR}
+                              PATH_VARS CMAKE_INSTALL_INCLUDEDIR)
 # Before 1.0 only the same minor version is compatible (see the soname).
 write_basic_package_version_file(${PROJECT_BINARY_DIR}/perfbufConfigVersion.cmake
                                  COMPATIBILITY SameMinorVersion)

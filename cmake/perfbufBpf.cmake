@@ -21,6 +21,14 @@
 # nor bpftool.
 include_guard(GLOBAL)
 
+# <perfbuf/bpf.h> (the output helpers that count drops) for every program: the
+# installed headers after find_package(perfbuf) (its config sets this), else
+# the source tree's.
+if(NOT PERFBUF_BPF_INCLUDE_DIR)
+  get_filename_component(PERFBUF_BPF_INCLUDE_DIR "${CMAKE_CURRENT_LIST_DIR}/../include" ABSOLUTE)
+endif()
+set_property(GLOBAL PROPERTY PERFBUF_BPF_INCLUDE_DIR "${PERFBUF_BPF_INCLUDE_DIR}")
+
 # The tools are looked up on first use and cached; set these to override.
 function(_perfbuf_find_bpf_tools)
   find_program(PERFBUF_BPF_CLANG NAMES clang clang-16 clang-15 clang-14
@@ -85,7 +93,8 @@ function(perfbuf_add_bpf_skeleton name source)
   foreach(def IN LISTS arg_DEFINES)
     list(APPEND flags -D${def})
   endforeach()
-  list(APPEND flags -I${PERFBUF_LIBBPF_INCLUDE_DIR})
+  get_property(perfbuf_include GLOBAL PROPERTY PERFBUF_BPF_INCLUDE_DIR)
+  list(APPEND flags -I${perfbuf_include} -I${PERFBUF_LIBBPF_INCLUDE_DIR})
   # <linux/types.h> needs <asm/types.h>, which Debian keeps in the multiarch
   # folder that clang does not search for -target bpf.
   if(CMAKE_LIBRARY_ARCHITECTURE AND EXISTS /usr/include/${CMAKE_LIBRARY_ARCHITECTURE})

@@ -144,8 +144,9 @@ perfbuf_t* perfbuf__new(int map_fd, size_t page_cnt, perfbuf_sample_fn sample_cb
     perfbuf::SampleHandler on_sample = sample_handler(sample_cb, o.sample_ts_cb, ctx);
     perfbuf::LostHandler on_lost;
     if (lost_cb) on_lost = [lost_cb, ctx](int cpu, std::uint64_t n) { lost_cb(ctx, cpu, n); };
-    pb = new perfbuf_c{perfbuf::Reader(map_fd, std::move(on_sample), std::move(on_lost),
-                                       std::move(options))};
+    perfbuf::Reader reader(map_fd, std::move(on_sample), std::move(on_lost), std::move(options));
+    if (o.counts_fd > 0) reader.count_outputs(o.counts_fd);
+    pb = new perfbuf_c{std::move(reader)};
     return 0;
   });
   return err < 0 ? nullptr : pb;

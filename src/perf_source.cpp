@@ -37,9 +37,7 @@ perf_event_attr ring_attr(const Options& o, std::size_t ring_bytes) {
       break;
     case Wakeup::Mode::watermark_bytes:
       attr.watermark = 1;
-      attr.wakeup_watermark =
-          o.wakeup.value ? o.wakeup.value
-                         : static_cast<std::uint32_t>(std::min<std::size_t>(ring_bytes / 4, 64 * 1024));
+      attr.wakeup_watermark = watermark_bytes(o.wakeup, ring_bytes);
       break;
   }
   return attr;
@@ -146,10 +144,21 @@ class PerfRing final : public PolledRing {
     if (r.corrupt) report_corrupt(pass, r.corrupt);
   }
 
+  void counted_loss(std::uint64_t count) override {
+    counted_lost_ += count;
+    report_lost();
+  }
+
  private:
   void on_lost(std::uint64_t count) {
-    stats.lost += count;
-    if (handlers_.on_lost) handlers_.on_lost(cpu(), count);
+    kernel_lost_ += count;
+    report_lost();
+  }
+  void report_lost() {
+    const std::uint64_t grown = std::max(kernel_lost_, counted_lost_) - stats.lost;
+    if (grown == 0) return;
+    stats.lost += grown;
+    if (handlers_.on_lost) handlers_.on_lost(cpu(), grown);
   }
   void report_corrupt(Pass& pass, const char* why) {
     ++stats.corrupt;
@@ -163,12 +172,14 @@ class PerfRing final : public PolledRing {
   const Handlers& handlers_;
   std::vector<std::byte>& scratch_;
   bool timestamps_;
+  std::uint64_t kernel_lost_ = 0;   // from the kernel's loss records
+  std::uint64_t counted_lost_ = 0;  // from the program's counts (Reader::count_outputs)
 };
 
 class PerfSource final : public Source {
  public:
   PerfSource(sys::Fd map_fd, std::uint32_t map_id, Handlers handlers)
-      : map_fd_(std::move(map_fd)), map_id_(map_id), handlers_(std::move(handlers)) {}
+      : Source(std::move(handlers)), map_fd_(std::move(map_fd)), map_id_(map_id) {}
   ~PerfSource() override {
     // Take our rings out of the map so the program stops writing to them,
     // unless another reader of this process has put its own there since.
@@ -186,7 +197,7 @@ class PerfSource final : public Source {
       sys::Fd fd = sys::perf_event_open(attr, cpu);
       sys::Mapping mapping = sys::map_ring(fd.get(), ring_bytes + sys::page_size(), cpu);
       auto ring = std::make_unique<PerfRing>(cpu, index, std::move(fd), std::move(mapping),
-                                             ring_bytes, options.timestamps, handlers_, scratch_);
+                                             ring_bytes, options.timestamps, handlers, scratch_);
       // In rings first (reserved: cannot throw), so that whatever fails next,
       // the destructor takes the ring out of the map again.
       rings.push_back(std::move(ring));
@@ -196,9 +207,14 @@ class PerfSource final : public Source {
   }
 
  private:
+  PolledRing* ring_of_cpu(int cpu) override {
+    for (const auto& r : rings)
+      if (r->cpu() == cpu) return r.get();
+    return nullptr;
+  }
+
   sys::Fd map_fd_;  // our own duplicate, so the map outlives the reader's use of it
   std::uint32_t map_id_;
-  Handlers handlers_;
   std::vector<std::byte> scratch_;  // wrapped records, shared by the rings of this map
 };
 

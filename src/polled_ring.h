@@ -58,6 +58,12 @@ class PolledRing {
   virtual void take_next(Pass&, bool /*late*/) {}
   virtual void commit() noexcept {}
 
+  // Perf rings: records the program counted as lost to a full ring. The
+  // kernel reports them too, but only once a later record fits: the ring
+  // reports whichever count is higher, so a loss is neither missed at the end
+  // nor counted twice.
+  virtual void counted_loss(std::uint64_t) {}
+
   // Whether epoll should report this ring only when the kernel wakes it. A
   // ring buffer's fd is readable for as long as a record is reserved, even
   // one the program has not submitted yet: level-triggered, the loop would

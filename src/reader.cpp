@@ -103,7 +103,7 @@ struct Reader::Impl {
     if (info.type == BPF_MAP_TYPE_PERF_EVENT_ARRAY)
       source = detail::open_perf_source(std::move(fd), info, std::move(handlers), options, index);
     else if (info.type == BPF_MAP_TYPE_RINGBUF)
-      source = detail::open_ringbuf_source(std::move(fd), info, std::move(handlers), index);
+      source = detail::open_ringbuf_source(std::move(fd), info, std::move(handlers), options, index);
     else
       throw Error(EINVAL, "map \"" + info.name + "\" (fd " + std::to_string(map_fd) +
                               ") has map type " + std::to_string(info.type) +
@@ -122,6 +122,31 @@ struct Reader::Impl {
     for (auto& ring : source->rings) rings.push_back(ring.get());
     sources.push_back(std::move(source));
   }
+
+  void count_outputs(int counts_fd, int source) {
+    if (source < 0 || static_cast<std::size_t>(source) >= sources.size())
+      throw Error(EINVAL, "count_outputs: there is no map " + std::to_string(source) +
+                              " (0: the constructor's, 1: the first add()ed; this reader has " +
+                              std::to_string(sources.size()) + ")");
+    sources[source]->count_outputs(sys::dup_map_fd(counts_fd));
+    last_count_read = {};  // read at the next chance
+  }
+
+  // Reads the programs' output counts at most every kCountReadEvery (one
+  // system call per counted map), or now.
+  static constexpr std::chrono::milliseconds kCountReadEvery{1};
+  Result<std::size_t> read_counts(Result<std::size_t> result, bool now) {
+    const auto t = std::chrono::steady_clock::now();
+    if (!now && t - last_count_read < kCountReadEvery) return result;
+    last_count_read = t;
+    try {
+      for (auto& source : sources) source->read_counts();
+    } catch (const Error& e) {
+      if (result) return e;  // a loss report missed is worth an error
+    }
+    return result;
+  }
+  std::chrono::steady_clock::time_point last_count_read{};
 
   detail::PolledRing& ring(std::size_t index, const char* call) const {
     if (index >= rings.size())
@@ -158,16 +183,26 @@ Result<std::size_t> Reader::poll(std::chrono::milliseconds timeout) {
 }
 
 Result<std::size_t> Reader::poll(std::chrono::milliseconds timeout, const sigset_t* sigmask) {
-  return impl_->poller.poll(timeout, sigmask);
+  return impl_->read_counts(impl_->poller.poll(timeout, sigmask), /*now=*/false);
 }
 
-Result<std::size_t> Reader::consume() { return impl_->poller.consume(); }
+Result<std::size_t> Reader::consume() {
+  return impl_->read_counts(impl_->poller.consume(), /*now=*/true);
+}
+
+void Reader::count_outputs(int counts_map_fd, int source) {
+  impl_->count_outputs(counts_map_fd, source);
+}
+
+void Reader::count_outputs(const bpf_map* counts_map, int source) {
+  count_outputs(counts_map ? bpf_map__fd(counts_map) : -1, source);
+}
 
 Result<std::size_t> Reader::consume_ring(std::size_t index) {
   if (index >= impl_->rings.size())
     return Error(EINVAL, "consume_ring(" + std::to_string(index) + "): there are only " +
                              std::to_string(impl_->rings.size()) + " rings");
-  return impl_->poller.consume(*impl_->rings[index]);
+  return impl_->read_counts(impl_->poller.consume(*impl_->rings[index]), /*now=*/false);
 }
 
 void Reader::wake() noexcept { impl_->poller.wake(); }
@@ -190,14 +225,18 @@ std::vector<CpuStats> Reader::stats() const {
 CpuStats Reader::total_stats() const {
   CpuStats t;
   t.source = -1;
-  for (const detail::PolledRing* r : impl_->rings) {
-    t.records += r->stats.records;
-    t.bytes += r->stats.bytes;
-    t.lost += r->stats.lost;
-    t.wakeups += r->stats.wakeups;
-    t.corrupt += r->stats.corrupt;
-    t.late += r->stats.late;
-  }
+  const auto add = [&t](const CpuStats& s) {
+    t.records += s.records;
+    t.bytes += s.bytes;
+    t.lost += s.lost;
+    t.attempts += s.attempts;
+    t.failed += s.failed;
+    t.wakeups += s.wakeups;
+    t.corrupt += s.corrupt;
+    t.late += s.late;
+  };
+  for (const detail::PolledRing* r : impl_->rings) add(r->stats);
+  for (const auto& source : impl_->sources) add(source->elsewhere);
   return t;
 }
 

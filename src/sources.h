@@ -3,9 +3,12 @@
 // one ring shared by every CPU.
 #pragma once
 
+#include <algorithm>
 #include <memory>
+#include <optional>
 #include <vector>
 
+#include "output_counts.h"
 #include "polled_ring.h"
 #include "sys.h"
 
@@ -13,14 +16,41 @@ namespace perfbuf::detail {
 
 class Source {
  public:
+  explicit Source(Handlers h) : handlers(std::move(h)) {}
   virtual ~Source() = default;
+
+  // The program's output counts for this map (<perfbuf/bpf.h>): from now on
+  // read_counts() reports its failures as lost records.
+  void count_outputs(sys::Fd counts_fd);
+  // Adds what the counts grew by to the rings' stats and hands new failures
+  // to the lost handler. Nothing without counts.
+  void read_counts();
+
   std::vector<std::unique_ptr<PolledRing>> rings;
+  Handlers handlers;  // the map's, shared by its rings
+  CpuStats elsewhere;  // counted outputs of CPUs that have no ring of this map
+
+ protected:
+  // The ring that CPU's outputs go to; nullptr if the reader has none there.
+  virtual PolledRing* ring_of_cpu(int cpu) = 0;
+  // Ring buffers: the unread bytes at which the program wakes the reader.
+  virtual std::uint64_t wakeup_bytes() const { return 0; }
+
+ private:
+  std::optional<OutputCounts> counts_;
 };
+
+// The bytes after which Wakeup::watermark(bytes) wakes the reader of a ring
+// of ring_bytes: `bytes`, or for 0, a quarter of the ring up to 64 KiB.
+inline std::uint32_t watermark_bytes(const Wakeup& wakeup, std::size_t ring_bytes) {
+  if (wakeup.value) return wakeup.value;
+  return static_cast<std::uint32_t>(std::min<std::size_t>(ring_bytes / 4, 64 * 1024));
+}
 
 // `options` resolved and validated; `index`: the source's place in the reader.
 std::unique_ptr<Source> open_perf_source(sys::Fd map_fd, const sys::MapInfo& info,
                                          Handlers handlers, const Options& options, int index);
 std::unique_ptr<Source> open_ringbuf_source(sys::Fd map_fd, const sys::MapInfo& info,
-                                            Handlers handlers, int index);
+                                            Handlers handlers, const Options& options, int index);
 
 }  // namespace perfbuf::detail

@@ -1,6 +1,7 @@
 #include "sys.h"
 
 #include <bpf/bpf.h>
+#include <bpf/libbpf.h>
 #include <fcntl.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
@@ -200,7 +201,7 @@ MapInfo map_info(int map_fd) {
                            " is not a BPF map: pass the fd of a loaded PERF_EVENT_ARRAY or RINGBUF map");
     throw make_error(err, "bpf(OBJ_GET_INFO_BY_FD, map fd " + std::to_string(map_fd) + ")");
   }
-  return {info.id, info.type, info.max_entries, info.name};
+  return {info.id, info.type, info.key_size, info.value_size, info.max_entries, info.name};
 }
 
 void map_set(int map_fd, int key, int value) {
@@ -213,6 +214,31 @@ void map_set(int map_fd, int key, int value) {
 void map_delete(int map_fd, int key) noexcept {
   const __u32 k = static_cast<__u32>(key);
   ::bpf_map_delete_elem(map_fd, &k);
+}
+
+int possible_cpus() {
+  static const int n = [] {
+    const int r = ::libbpf_num_possible_cpus();
+    if (r <= 0) throw make_error(-r, "libbpf_num_possible_cpus (/sys/devices/system/cpu/possible)");
+    return r;
+  }();
+  return n;
+}
+
+std::vector<std::byte> percpu_lookup(int map_fd, std::uint32_t key, std::size_t value_size) {
+  std::vector<std::byte> values(((value_size + 7) & ~std::size_t{7}) * possible_cpus());
+  if (::bpf_map_lookup_elem(map_fd, &key, values.data()) < 0)
+    throw last_error("bpf(MAP_LOOKUP_ELEM, per-CPU key " + std::to_string(key) + ")");
+  return values;
+}
+
+void percpu_update_all(int map_fd, std::uint32_t key, const void* value, std::size_t value_size) {
+  const std::size_t stride = (value_size + 7) & ~std::size_t{7};
+  std::vector<std::byte> values(stride * possible_cpus());
+  for (std::size_t at = 0; at < values.size(); at += stride)
+    std::memcpy(values.data() + at, value, value_size);
+  if (::bpf_map_update_elem(map_fd, &key, values.data(), BPF_ANY) < 0)
+    throw last_error("bpf(MAP_UPDATE_ELEM, per-CPU key " + std::to_string(key) + ")");
 }
 
 }  // namespace perfbuf::sys

@@ -98,6 +98,8 @@ void eventfd_clear(int fd) noexcept;
 struct MapInfo {
   std::uint32_t id;
   std::uint32_t type;
+  std::uint32_t key_size;
+  std::uint32_t value_size;
   std::uint32_t max_entries;
   std::string name;
 };
@@ -105,5 +107,13 @@ Fd dup_map_fd(int map_fd);
 MapInfo map_info(int map_fd);
 void map_set(int map_fd, int key, int value);
 void map_delete(int map_fd, int key) noexcept;
+
+// The CPUs the kernel keeps per-CPU map values for (libbpf_num_possible_cpus).
+int possible_cpus();
+// A per-CPU array's value at `key` on every possible CPU, one after another,
+// each value_size bytes rounded up to 8 (the kernel's layout).
+std::vector<std::byte> percpu_lookup(int map_fd, std::uint32_t key, std::size_t value_size);
+// Sets a per-CPU array's value at `key` to `value` on every possible CPU.
+void percpu_update_all(int map_fd, std::uint32_t key, const void* value, std::size_t value_size);
 
 }  // namespace perfbuf::sys

@@ -13,7 +13,9 @@
 
 #include <stdexcept>
 
+#include <chrono>
 #include <cstdlib>
+#include <optional>
 #include <string>
 
 #include "process_info.h"
@@ -52,6 +54,21 @@ inline const std::string& bpf_unavailable_reason() {
 inline bool kernel_has_kprobes() {
   return access("/sys/bus/event_source/devices/kprobe", F_OK) == 0;
 }
+
+// The highest online CPU id, if it is not 0.
+inline std::optional<int> cpu_other_than_zero() {
+  const std::vector<int> cpus = online_cpus();
+  if (cpus.back() == 0) return std::nullopt;
+  return cpus.back();
+}
+
+// Declares `var`, an online CPU other than 0; a test without one fails in CI, else skips.
+#define REQUIRE_SECOND_CPU(var)                                                      \
+  const std::optional<int> var = ::perfbuf::testing::cpu_other_than_zero();          \
+  if (!var) {                                                                        \
+    if (::perfbuf::testing::in_ci()) FAIL() << "in CI this test needs a second CPU"; \
+    GTEST_SKIP() << "needs an online CPU other than 0 (this machine has one CPU)";   \
+  }
 
 // Runs the write tracer's raw_tracepoint program once on `cpu`, as if that CPU
 // entered write(2): one record lands in that CPU's ring. No syscall trigger,

@@ -11,7 +11,7 @@ _Static_assert(sizeof(((struct perfbuf_opts *)0)->sz) == sizeof(size_t), "sz is 
 int perfbuf_header_check(struct perfbuf *pb);
 int perfbuf_header_check(struct perfbuf *pb)
 {
-	struct perfbuf_opts opts = {sizeof(struct perfbuf_opts), PERFBUF_WAKEUP_EVERY_N, 64, 20, 0, 0};
+	struct perfbuf_opts opts = {sizeof(struct perfbuf_opts), PERFBUF_WAKEUP_EVERY_N, 64, 20, 0, 0, 0};
 
 	(void)opts;
 	return perfbuf__poll(pb, 0);

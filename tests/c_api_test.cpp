@@ -65,12 +65,12 @@ TEST(CApi, PortedLibbpfCodeReadsEveryCpu) {
 
 TEST(CApi, ChildDoingKWritesGivesExactlyKRecords) {
   REQUIRE_BPF();
-  constexpr int kWrites = 1000;  // 32 KiB of records: fits one 8-page ring, no loss possible
+  constexpr int kWrites = 1000;  // 40 KiB of records: fits one 16-page ring, no loss possible
   testing::WritingChild child(kWrites);
   WriteTracer tracer({.only_tgid = static_cast<std::uint32_t>(child.pid()), .ignore_tgid = 0});
   c_user_counts counts{};
   long err = 1;
-  Handle h(c_user_new(bpf_map__fd(tracer.events_map()), 8, &counts, &err));
+  Handle h(c_user_new(bpf_map__fd(tracer.events_map()), 16, &counts, &err));
   ASSERT_EQ(err, 0) << perfbuf_last_error();
   std::vector<std::string> notes;
   tracer.attach(AttachMode::raw_tracepoint, notes);

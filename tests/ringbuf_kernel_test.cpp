@@ -82,7 +82,7 @@ TEST(RingbufKernel, PollIsWokenByTheKernel) {
 
 TEST(RingbufKernel, FullRingBufferAccountsForEveryRecord) {
   REQUIRE_BPF();
-  // One page: room for 170 records of 24 bytes (8-byte header + 16).
+  // One page: room for 128 records of 32 bytes (8-byte header + 24).
   WriteTracer tracer(ringbuf_filter(static_cast<std::uint32_t>(getpagesize())));
   std::uint64_t received = 0;
   Reader reader(tracer.events_map(), [&](const Sample&) { ++received; });

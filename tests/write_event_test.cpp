@@ -13,8 +13,8 @@ Sample sample_of(const void* bytes, std::size_t size) {
 }
 
 TEST(WriteEventCheck, AcceptsTheRightCookieWithKernelPadding) {
-  unsigned char buf[20] = {};  // 16 bytes of event + 4 of padding, as the kernel pads it
-  const write_event e{42, 43, PERFBUF_WRITE_COOKIE};
+  unsigned char buf[sizeof(write_event) + 4] = {};  // + 4 of padding, as the kernel pads it
+  const write_event e{42, 43, PERFBUF_WRITE_COOKIE, 7};
   std::memcpy(buf, &e, sizeof e);
   const auto got = tools::checked_write_event(sample_of(buf, sizeof buf));
   ASSERT_TRUE(got.has_value());
@@ -23,7 +23,7 @@ TEST(WriteEventCheck, AcceptsTheRightCookieWithKernelPadding) {
 }
 
 TEST(WriteEventCheck, RejectsAWrongCookie) {
-  const write_event e{42, 43, PERFBUF_WRITE_COOKIE + 1};
+  const write_event e{42, 43, PERFBUF_WRITE_COOKIE + 1, 7};
   EXPECT_FALSE(tools::checked_write_event(sample_of(&e, sizeof e)).has_value());
 }
 

@@ -126,30 +126,38 @@ double seconds_since(std::chrono::steady_clock::time_point t) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
 }
 
-void print_summary(const TraceArgs& args, AttachMode mode, const Reader& reader,
-                   const WriteTracer& tracer, const Counts& c, double seconds) {
+// Every record that did not arrive: dropped on a full perf ring, or an output
+// the program saw fail.
+std::uint64_t all_lost(const CpuStats& s) { return s.lost + s.failed; }
+
+void print_summary(const TraceArgs& args, AttachMode mode, const Reader& reader, const Counts& c,
+                   double seconds) {
   const CpuStats total = reader.total_stats();
   const double rate = seconds > 0 ? c.received / seconds : 0;
   if (args.json) {
     std::printf("{\"type\":\"summary\",\"attach\":\"%s\",\"received\":%" PRIu64
                 ",\"lost\":%" PRIu64 ",\"cookie_errors\":%" PRIu64
                 ",\"seconds\":%.3f,\"events_per_s\":%.0f,\"attempts\":%" PRIu64
-                ",\"send_failures\":%" PRIu64 ",\"wakeups\":%" PRIu64 ",\"per_cpu\":[",
-                to_string(mode), c.received, total.lost, c.cookie_errors, seconds, rate,
-                tracer.attempts(), tracer.failures(), total.wakeups);
+                ",\"kernel_lost\":%" PRIu64 ",\"send_failures\":%" PRIu64 ",\"wakeups\":%" PRIu64
+                ",\"per_cpu\":[",
+                to_string(mode), c.received, all_lost(total), c.cookie_errors, seconds, rate,
+                total.attempts, total.lost, total.failed, total.wakeups);
     const auto stats = reader.stats();
     for (std::size_t i = 0; i < stats.size(); ++i)
       std::printf("%s{\"cpu\":%d,\"records\":%" PRIu64 ",\"lost\":%" PRIu64
-                  ",\"wakeups\":%" PRIu64 "}",
-                  i ? "," : "", stats[i].cpu, stats[i].records, stats[i].lost, stats[i].wakeups);
+                  ",\"send_failures\":%" PRIu64 ",\"wakeups\":%" PRIu64 "}",
+                  i ? "," : "", stats[i].cpu, stats[i].records, stats[i].lost, stats[i].failed,
+                  stats[i].wakeups);
     std::printf("]}\n");
   } else {
     std::printf("summary: received %" PRIu64 " events in %.2f s (%.0f events/s), lost %" PRIu64
-                ", cookie errors %" PRIu64 ", attached via %s\n",
-                c.received, seconds, rate, total.lost, c.cookie_errors, to_string(mode));
+                " (%" PRIu64 " outputs failed in the program), cookie errors %" PRIu64
+                ", attached via %s\n",
+                c.received, seconds, rate, all_lost(total), total.failed, c.cookie_errors,
+                to_string(mode));
     for (const CpuStats& s : reader.stats())
       std::printf("  cpu %d: %" PRIu64 " records, %" PRIu64 " lost, %" PRIu64 " wakeups\n",
-                  s.cpu, s.records, s.lost, s.wakeups);
+                  s.cpu, s.records, all_lost(s), s.wakeups);
   }
   if (c.cookie_errors)
     std::fprintf(stderr, "perfbuf trace: %" PRIu64 " records had a wrong cookie\n",
@@ -184,13 +192,16 @@ int run(const TraceArgs& args, const sigset_t& stop_signals) {
     if (g_stop) return final_drain ? Action::next : Action::stop;
     if (!checked || !args.events) return Action::next;
     const write_event& e = *checked;
+    // A perf record's kernel stamp (the one --ordered sorts by); a ring
+    // buffer's records have none, so the program's own.
+    const std::uint64_t time_ns = args.transport == Transport::perf ? s.time_ns : e.time_ns;
     if (args.json)
       std::printf("{\"type\":\"event\",\"time_ns\":%" PRIu64
                   ",\"cpu\":%d,\"pid\":%u,\"tid\":%u}\n",
-                  s.time_ns, s.cpu, e.tgid, e.tid);
+                  time_ns, s.cpu, e.tgid, e.tid);
     else
-      std::printf("%" PRIu64 ".%09" PRIu64 " cpu %d pid %u tid %u\n", s.time_ns / 1000000000,
-                  s.time_ns % 1000000000, s.cpu, e.tgid, e.tid);
+      std::printf("%" PRIu64 ".%09" PRIu64 " cpu %d pid %u tid %u\n", time_ns / 1000000000,
+                  time_ns % 1000000000, s.cpu, e.tgid, e.tid);
     return Action::next;
   };
   // The rings exist before the program is attached, so no record is missed.
@@ -202,6 +213,7 @@ int run(const TraceArgs& args, const sigset_t& stop_signals) {
                   o.ordered = args.ordered;
                   return o;
                 }());
+  reader.count_outputs(tracer.counts_map());  // outputs that fail are reported too
   std::vector<std::string> notes;
   const AttachMode mode = tracer.attach(args.attach, notes);
 
@@ -233,7 +245,7 @@ int run(const TraceArgs& args, const sigset_t& stop_signals) {
     const clock::time_point now = clock::now();
     if (now >= next_tick) {
       const std::uint64_t n = counts.received - at_last_tick;
-      const std::uint64_t lost = reader.total_stats().lost;
+      const std::uint64_t lost = all_lost(reader.total_stats());
       at_last_tick = counts.received;
       if (args.json)
         std::printf("{\"type\":\"interval\",\"second\":%.0f,\"events_per_s\":%" PRIu64
@@ -268,7 +280,7 @@ int run(const TraceArgs& args, const sigset_t& stop_signals) {
     std::fprintf(stderr, "perfbuf trace: %s\n", r.error().what());
     status = 1;
   }
-  print_summary(args, mode, reader, tracer, counts, seconds);
+  print_summary(args, mode, reader, counts, seconds);
   std::fflush(stdout);
   return status;
 }

@@ -156,11 +156,9 @@ const bpf_map* WriteTracer::events_map() const {
 int WriteTracer::raw_tracepoint_fd() const {
   return bpf_program__fd(skel_->progs.write_raw_tracepoint);
 }
-std::uint64_t WriteTracer::attempts() const {
-  return __atomic_load_n(&skel_->bss->attempts, __ATOMIC_RELAXED);
+const bpf_map* WriteTracer::counts_map() const {
+  return transport_ == Transport::perf ? skel_->maps.events_counts : skel_->maps.ring_events_counts;
 }
-std::uint64_t WriteTracer::failures() const {
-  return __atomic_load_n(&skel_->bss->failures, __ATOMIC_RELAXED);
-}
+perfbuf_counts WriteTracer::counts() const { return sum_output_counts(bpf_map__fd(counts_map())); }
 
 }  // namespace perfbuf::tools

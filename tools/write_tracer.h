@@ -63,8 +63,12 @@ class WriteTracer {
   const bpf_map* events_map() const;
   // The raw_tracepoint program, for BPF_PROG_TEST_RUN (works without attaching).
   int raw_tracepoint_fd() const;
-  std::uint64_t attempts() const;  // records the program tried to send
-  std::uint64_t failures() const;  // of which bpf_perf_event_output() failed
+  // The program's output counts for that map (<perfbuf/bpf.h>), for
+  // Reader::count_outputs, and their sums over CPUs.
+  const bpf_map* counts_map() const;
+  perfbuf_counts counts() const;
+  std::uint64_t attempts() const { return counts().attempts; }  // records the program tried to send
+  std::uint64_t failures() const { return counts().failures; }  // of which the output failed
 
  private:
   bool try_attach(AttachMode mode, std::string& why);

@@ -82,6 +82,11 @@ struct perfbuf_opts {
 	/* Timestamps: when set, the kernel stamps every record and this is called
 	 * instead of sample_cb (which may then be NULL). */
 	perfbuf_sample_ts_fn sample_ts_cb;
+	/* The PERFBUF_COUNTS_MAP the program passes to the output helpers of
+	 * <perfbuf/bpf.h>: outputs that failed without the kernel counting them
+	 * (a full ring buffer, a CPU without a ring) then reach lost_cb too, and a
+	 * ring buffer's program wakes the reader as `wakeup` says. 0: none. */
+	int counts_fd;
 };
 
 /* Opens a ring of page_cnt pages (a power of two; 0: the default) on every

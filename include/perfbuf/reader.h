@@ -28,6 +28,7 @@
 
 #include <perfbuf/error.h>
 #include <perfbuf/action.h>
+#include <perfbuf/bpf_counts.h>
 
 #include <signal.h>
 #include <time.h>
@@ -96,7 +97,10 @@ class SampleHandler {
   std::function<Action(const Sample&)> fn_;
 };
 
-// Called when the kernel reports records it dropped because a ring was full.
+// Called with records that never reached a ring: those the kernel dropped on a
+// full perf ring (cpu: that ring's), and, for a map whose program counts its
+// outputs (Reader::count_outputs), those whose output failed (cpu: where the
+// program ran; for a ring buffer this is the only report of a loss).
 using LostHandler = std::function<void(int cpu, std::uint64_t count)>;
 
 // When the kernel wakes a reader blocked in poll().
@@ -174,12 +178,23 @@ struct CpuStats {
   int source = 0;   // which map: 0 the constructor's, 1 the first add()ed, ...
   std::uint64_t records = 0;  // samples delivered
   std::uint64_t bytes = 0;    // payload bytes delivered
-  std::uint64_t lost = 0;     // records the kernel dropped on a full perf ring (a ring buffer
-                              // reports none: its program sees the failed output)
+  std::uint64_t lost = 0;     // records the kernel dropped on a full perf ring (it counts none
+                              // for a ring buffer: see failed)
+  // With Reader::count_outputs (else 0): outputs the program tried, and of
+  // those, the ones that failed without the kernel counting them (ring buffer
+  // full; no reader's ring on the CPU). For a perf ring: attempts == records +
+  // lost + failed once everything is read; for a ring buffer, attempts ==
+  // records + failed.
+  std::uint64_t attempts = 0;
+  std::uint64_t failed = 0;
   std::uint64_t wakeups = 0;  // times epoll reported the ring ready
   std::uint64_t corrupt = 0;  // drains that found a malformed ring and skipped it
   std::uint64_t late = 0;     // Options::ordered: records older than one already handed out
 };
+
+// The counts a program keeps with <perfbuf/bpf.h> in a PERFBUF_COUNTS_MAP,
+// summed over CPUs (wakeup_bytes: the reader's setting). Throws perfbuf::Error.
+perfbuf_counts sum_output_counts(int counts_map_fd);
 
 // The online CPU ids, from /sys/devices/system/cpu/online (may be sparse).
 std::vector<int> online_cpus();
@@ -201,6 +216,18 @@ class Reader {
   // perfbuf::Error, and then leaves the reader as it was.
   void add(int map_fd, SampleHandler on_sample, LostHandler on_lost = {});
   void add(const bpf_map* map, SampleHandler on_sample, LostHandler on_lost = {});
+  // Reads the output counts the program of map `source` (0: the constructor's,
+  // 1: the first add()ed, ...) keeps with <perfbuf/bpf.h>: counts_map is the
+  // PERFBUF_COUNTS_MAP it passes to perfbuf_perf_output() /
+  // perfbuf_ringbuf_output(). From then on failed outputs, which the kernel
+  // does not report, reach the lost handler and CpuStats::failed (counted
+  // since the program was loaded, read at most every millisecond in poll()
+  // and at every consume()). For a ring buffer it also lets the reader choose
+  // when the program wakes it: after Options::wakeup's watermark of unread
+  // bytes (records below it wait at most max_delay), or, for the other wakeup
+  // modes, on every record while the reader is caught up. Throws perfbuf::Error.
+  void count_outputs(int counts_map_fd, int source = 0);
+  void count_outputs(const bpf_map* counts_map, int source = 0);
   // A moved-from Reader may only be destroyed or assigned to.
   Reader(Reader&&) noexcept;
   Reader& operator=(Reader&&) noexcept;
@@ -244,7 +271,9 @@ class Reader {
   const Options& options() const noexcept;
 
   std::vector<CpuStats> stats() const;
-  CpuStats total_stats() const;  // cpu = -1
+  // cpu = -1. Also counts the outputs of CPUs that have no ring in stats()
+  // (a perf event array read on some CPUs only).
+  CpuStats total_stats() const;
 
  private:
   struct Impl;

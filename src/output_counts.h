@@ -1,0 +1,38 @@
+// The counts a BPF program keeps with <perfbuf/bpf.h> for one output map: read
+// for the failures the kernel does not report, and the control a ring
+// buffer's program reads to decide when to wake the reader.
+#pragma once
+
+#include <perfbuf/bpf_counts.h>
+
+#include <cstdint>
+#include <vector>
+
+#include "sys.h"
+
+namespace perfbuf::detail {
+
+class OutputCounts {
+ public:
+  // Checks that `fd` is a counts map (PERFBUF_COUNTS_MAP); throws Error if not.
+  explicit OutputCounts(sys::Fd fd);
+
+  // What a CPU's counts grew by since the last read.
+  struct Growth {
+    int cpu;
+    std::uint64_t attempts;
+    std::uint64_t failed;          // failures the kernel did not count itself
+    std::uint64_t kernel_counted;  // the others: perf outputs into a full ring
+  };
+  // Reads every CPU's counts; the CPUs whose counts grew.
+  std::vector<Growth> read();
+
+  // Ring buffers: the program wakes the reader once `bytes` wait (0: the kernel's rule).
+  void set_wakeup_bytes(std::uint64_t bytes);
+
+ private:
+  sys::Fd fd_;
+  std::vector<perfbuf_counts> last_;  // by CPU
+};
+
+}  // namespace perfbuf::detail
