@@ -1,6 +1,7 @@
 #include "bench_program.h"
 
 #include <perfbuf/error.h>
+#include <perfbuf/reader.h>
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
@@ -24,7 +25,7 @@ constexpr long kTriggerSyscall = SYS_getpgid;
 
 void trigger() { ::syscall(kTriggerSyscall, 0); }
 
-BenchProgram::BenchProgram(const ProgramConfig& config) {
+BenchProgram::BenchProgram(const ProgramConfig& config) : ringbuf_(config.ringbuf) {
   skel_ = bench_producer__open();
   if (!skel_) throw Error(errno, "open BPF object bench_producer: " + std::string(std::strerror(errno)));
   skel_->rodata->producer_tgid = static_cast<__u32>(getpid());
@@ -57,17 +58,13 @@ BenchProgram::~BenchProgram() {
 const bpf_map* BenchProgram::perf_map() const { return skel_->maps.events; }
 int BenchProgram::ringbuf_fd() const { return bpf_map__fd(skel_->maps.ringbuf); }
 
+int BenchProgram::counts_fd() const {
+  return bpf_map__fd(ringbuf_ ? skel_->maps.ringbuf_counts : skel_->maps.events_counts);
+}
+
 bench_counters BenchProgram::counters() const {
-  const int ncpu = libbpf_num_possible_cpus();
-  std::vector<bench_counters> per_cpu(static_cast<std::size_t>(ncpu));
-  const __u32 key = 0;
-  bench_counters total{};
-  if (bpf_map_lookup_elem(bpf_map__fd(skel_->maps.counters), &key, per_cpu.data()) == 0)
-    for (const bench_counters& c : per_cpu) {
-      total.attempts += c.attempts;
-      total.failures += c.failures;
-    }
-  return total;
+  const perfbuf_counts sum = sum_output_counts(counts_fd());
+  return {sum.attempts, sum.failures};
 }
 
 void pin_to_cpu(int cpu) {

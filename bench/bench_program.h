@@ -31,9 +31,12 @@ class BenchProgram {
 
   const bpf_map* perf_map() const;
   int ringbuf_fd() const;
+  // The counts map of the map in use (<perfbuf/bpf.h>), for Reader::count_outputs.
+  int counts_fd() const;
   bench_counters counters() const;  // summed over CPUs
 
  private:
+  bool ringbuf_;
   bench_producer* skel_ = nullptr;
   bpf_link* link_ = nullptr;
 };

@@ -2,11 +2,14 @@
 /*
  * The benchmark's producer: on every call of the trigger system call by the
  * benchmark process, emit `batch` records of `record_size` bytes into either
- * the perf event array (one ring per CPU) or the BPF ring buffer. Attempts and
- * failures are counted per CPU, so producers on two CPUs never share a line.
+ * the perf event array (one ring per CPU) or the BPF ring buffer, through
+ * <perfbuf/bpf.h>'s helpers: attempts and failures are counted per CPU (so
+ * producers on two CPUs never share a line), and a perfbuf reader sets when a
+ * ring buffer output wakes it.
  */
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
+#include <perfbuf/bpf.h>
 #include "bench_record.h"
 
 char LICENSE[] SEC("license") = "GPL";
@@ -16,13 +19,6 @@ const volatile __u64 trigger_syscall_nr = 0;
 const volatile __u32 record_size = sizeof(struct bench_record);
 const volatile __u32 batch = 1;
 const volatile __u32 use_ringbuf = 0;
-
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct bench_counters);
-} counters SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -43,6 +39,9 @@ struct {
 	__uint(max_entries, 4096);
 } ringbuf SEC(".maps");
 
+PERFBUF_COUNTS_MAP(events_counts);
+PERFBUF_COUNTS_MAP(ringbuf_counts);
+
 SEC("raw_tracepoint/sys_enter")
 int produce(struct bpf_raw_tracepoint_args *ctx)
 {
@@ -52,9 +51,8 @@ int produce(struct bpf_raw_tracepoint_args *ctx)
 		return 0;
 
 	__u32 zero = 0;
-	struct bench_counters *c = bpf_map_lookup_elem(&counters, &zero);
 	struct bench_record *rec = bpf_map_lookup_elem(&scratch, &zero);
-	if (!c || !rec)
+	if (!rec)
 		return 0;
 
 	__u32 size = record_size;
@@ -64,17 +62,12 @@ int produce(struct bpf_raw_tracepoint_args *ctx)
 		size = BENCH_MAX_RECORD;
 
 	for (__u32 i = 0; i < BENCH_MAX_BATCH && i < batch; i++) {
-		long err;
-
 		rec->time_ns = bpf_ktime_get_ns();
 		rec->seq++;
-		c->attempts++;
 		if (use_ringbuf)
-			err = bpf_ringbuf_output(&ringbuf, rec, size, 0);
+			perfbuf_ringbuf_output(&ringbuf, &ringbuf_counts, rec, size);
 		else
-			err = bpf_perf_event_output(ctx, &events, BPF_F_CURRENT_CPU, rec, size);
-		if (err)
-			c->failures++;
+			perfbuf_perf_output(ctx, &events, &events_counts, rec, size);
 	}
 	return 0;
 }

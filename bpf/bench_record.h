@@ -13,6 +13,7 @@ struct bench_record {
 	__u64 seq;     /* per-CPU sequence number */
 };
 
+/* What the program's counts map (<perfbuf/bpf.h>) says, summed over CPUs. */
 struct bench_counters {
 	__u64 attempts; /* records the program tried to emit */
 	__u64 failures; /* of which the output helper failed (ring full, no reader) */
