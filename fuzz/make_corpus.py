@@ -1,6 +1,12 @@
 #!/usr/bin/env python3
-"""Writes the seed corpus for ring_parser_fuzz, which the corpus replay test
-(tests/ring_corpus_test.cpp) also runs. Input layout: tests/ring_check.h.
+"""Writes the seed corpora of the fuzz targets, which the corpus replay tests
+also run: fuzz/corpus/ring_parser for ring_parser_fuzz (tests/ring_corpus_test.cpp,
+input layout in tests/ring_check.h) and fuzz/corpus/ringbuf_cursor for
+ringbuf_cursor_fuzz (tests/ringbuf_corpus_test.cpp, tests/ringbuf_check.h).
+
+    fuzz/make_corpus.py [CORPUS_DIR]   # default: fuzz/corpus
+
+Perf ring parser:
 
 Content seeds describe what the kernel writes; the checks compare everything
 the parser hands out with it. They cover records in place, records that wrap
@@ -9,7 +15,18 @@ ending exactly at the end), time stamps, lost records (explicit drops and a
 full ring), other record types, drains that stop early, positions across 2^64,
 and a scratch buffer smaller than a wrapped record (rejected, then the ring
 works again). Raw seeds are ring bytes, mostly corrupt: one per reason the
-parser rejects a ring."""
+parser rejects a ring.
+
+BPF ring buffer cursor: content seeds have a fake kernel reserve, submit and
+discard records while the cursor peeks, advances, commits and drains; they
+cover empty rings, one and many records, odd and zero lengths, BUSY records
+holding back later ones (submitted out of order too), discarded ones
+skipped, records across the ring's end (read through the second mapping), a
+full ring, budgets (0 included), early stops, a record written during a
+drain, a new cursor that forgets uncommitted advances, and positions across
+2^64. Raw seeds are ring bytes and positions, mostly corrupt: one per reason
+the cursor rejects a ring, and a ring exactly full, which no kernel writes but
+the cursor accepts."""
 import os
 import shutil
 import struct
@@ -161,14 +178,201 @@ def raw_seeds():
     }
 
 
-def main(out):
+# ---- BPF ring buffer cursor: content mode -------------------------------------
+
+BUSY, DISCARD = 1 << 31, 1 << 30
+
+
+def rb_content(ops, ring=2, start=0):
+    """ring: the data area is 16 << ring bytes (2: 64 B, 8: 4 KiB, 12: 64 KiB)."""
+    return struct.pack("<BBQ", 0, ring, start) + b"".join(ops)
+
+
+def reserve(n):
+    """A BUSY record of n payload bytes."""
+    return struct.pack("<BH", 0, n)
+
+
+def submit(k=0):
+    """Submits the k-th record still BUSY."""
+    return struct.pack("<BB", 1, k)
+
+
+def discard(k=0):
+    return struct.pack("<BB", 2, k)
+
+
+def output(n):
+    """Reserve, write and submit a record of n payload bytes."""
+    return struct.pack("<BH", 3, n)
+
+
+PEEK, ADVANCE, COMMIT, REOPEN = b"\4", b"\5", b"\6", b"\8"
+
+
+def rb_drain(budget=None, stop=0, write=False):
+    """budget: at most that many records (0-127; None: no budget); stop: the
+    visitor stops after that many; write: the kernel outputs a record from
+    inside the first visitor call."""
+    return struct.pack("<BBB", 7, 0x80 if budget is None else budget,
+                       stop | (0x80 if write else 0))
+
+
+def ringbuf_content_seeds():
+    return {
+        "rb_empty": rb_content([PEEK, ADVANCE, COMMIT, rb_drain()]),
+        "rb_one": rb_content([output(8), rb_drain()]),
+        "rb_many": rb_content([output(i * 5 % 40) for i in range(20)] + [rb_drain()], ring=6),
+        # Zero to nine payload bytes: exact lengths, padded records.
+        "rb_odd_lengths": rb_content([output(n) for n in range(10)] + [rb_drain()], ring=4),
+        # A BUSY record holds back the submitted one after it until submitted.
+        "rb_busy": rb_content([reserve(8), output(8), rb_drain(), PEEK, submit(), rb_drain(),
+                               output(4), reserve(16), PEEK, ADVANCE, PEEK, COMMIT, submit(),
+                               PEEK, ADVANCE, COMMIT]),
+        # Submitted in another order than reserved (programs on other CPUs).
+        "rb_busy_out_of_order": rb_content([reserve(8), reserve(12), reserve(16), submit(1),
+                                            PEEK, submit(1), rb_drain(), submit(0),
+                                            rb_drain()], ring=4),
+        # Discarded records are stepped over, also several in a row, also
+        # as the last ones (then the consumer moves past them).
+        "rb_discard": rb_content([output(8), reserve(8), discard(), output(16), rb_drain(),
+                                  reserve(4), reserve(20), reserve(0), discard(1), discard(),
+                                  discard(), output(3), reserve(8), discard(), PEEK, ADVANCE,
+                                  PEEK, COMMIT, reserve(8), reserve(8), submit(1), discard(),
+                                  rb_drain()], ring=4),
+        # 64-byte ring, 16 bytes before the end: the payload runs past the
+        # end (read in place through the second mapping); then other offsets.
+        "rb_wrapped": rb_content([output(20), rb_drain()] +
+                                 [op for i in range(10) for op in (output(4 + 3 * i), output(i),
+                                                                    rb_drain())],
+                                 start=64 - 16),
+        # Only the header before the end: the payload is wholly past it.
+        "rb_payload_after_end": rb_content([output(16), rb_drain(), output(40), PEEK, ADVANCE,
+                                            COMMIT], start=64 - 8),
+        # A 24-byte record that ends exactly at the ring's end, then one at offset 0.
+        "rb_ending_at_end": rb_content([output(16), output(8), rb_drain()], start=64 - 24),
+        # The kernel keeps 8 bytes free: 56 of 64 bytes fill the ring, the
+        # next reservation fails; space comes back only with a commit.
+        "rb_full": rb_content([output(48), output(0), rb_drain(), output(0) * 7, output(0),
+                               PEEK, ADVANCE, output(0), COMMIT, output(0), rb_drain(),
+                               output(60), rb_drain()]),
+        "rb_peek_steps": rb_content([output(8), output(9), output(10), PEEK, PEEK, ADVANCE,
+                                     ADVANCE, PEEK, ADVANCE, COMMIT, ADVANCE, PEEK, ADVANCE,
+                                     PEEK, ADVANCE, COMMIT], ring=4),
+        # Advanced past two records without committing: a new cursor starts
+        # from the published position and hands them out again.
+        "rb_reopen": rb_content([output(8), output(8), output(8), PEEK, ADVANCE, PEEK,
+                                 ADVANCE, REOPEN, rb_drain(), REOPEN, rb_drain()], ring=4),
+        # A drain without budget looks at nothing: advance() still goes past
+        # the record the last peek() returned.
+        "rb_peek_zero_budget": rb_content([output(8), output(8), PEEK, rb_drain(0), ADVANCE,
+                                           COMMIT, PEEK, rb_drain(0), rb_drain()], ring=4),
+        # Budgets: some, none at all, with a stop inside, none left.
+        "rb_budget": rb_content([output(8)] * 10 + [rb_drain(4), rb_drain(0), rb_drain(3, 2),
+                                                     rb_drain(1), rb_drain(), rb_drain(0)],
+                                ring=6),
+        "rb_stop": rb_content([output(i) for i in range(6)] + [rb_drain(stop=1),
+                                                              rb_drain(stop=3),
+                                                              rb_drain(stop=5)], ring=4),
+        # Records the kernel writes during a drain wait for the next drain.
+        "rb_write_during_drain": rb_content([output(8), output(8), rb_drain(write=True),
+                                             rb_drain(write=True), rb_drain()], ring=4),
+        # Positions cross 2^64 while records also cross the ring's end.
+        "rb_near_2_64": rb_content([output(8), output(20), rb_drain(), output(24), PEEK,
+                                    ADVANCE, COMMIT, output(30), output(1), rb_drain()],
+                                   start=2**64 - 48),
+        # 64 KiB: a record across the end, then the largest that fits.
+        "rb_big": rb_content([output(60000), rb_drain(), output(65520), rb_drain(),
+                              output(65520)], ring=12, start=65536 - 8),
+    }
+
+
+# ---- BPF ring buffer cursor: raw mode -----------------------------------------
+
+
+def rb_record(length, flags=0, payload=None):
+    """A header {len | flags, pg_off} and the payload, padded to 8 bytes."""
+    if payload is None:
+        payload = bytes((i * 37 + length) & 0xff for i in range(length))
+    body = struct.pack("<II", length | flags, 1) + payload
+    return body + b"\0" * (-len(body) % 8)
+
+
+P, A, C, R = (0, 0, 0), (1, 0, 0), (2, 0, 0), (4, 0, 0)
+
+
+def D(budget=None, stop=0):
+    return (3, 0x80 if budget is None else budget, stop)
+
+
+def rb_raw(records, size=64, start=0, delta=None, ops=()):
+    """Places records from position `start` in a ring of `size` bytes; the
+    producer is after them unless delta says otherwise."""
+    ring = 0
+    while 16 << ring != size:
+        ring += 1
+    data = bytearray(size)
+    pos = start
+    for rec in records:
+        for b in rec:
+            data[pos % size] = b
+            pos += 1
+    if delta is None:
+        delta = pos - start
+    return (struct.pack("<BBQiB", 1, ring, start, delta, len(ops)) +
+            b"".join(struct.pack("<BBB", *op) for op in ops) + bytes(data))
+
+
+def ringbuf_raw_seeds():
+    return {
+        "raw_rb_records": rb_raw([rb_record(8), rb_record(5, DISCARD), rb_record(20),
+                                  rb_record(0), rb_record(3)], size=128, start=128 - 24,
+                                 ops=[P, P, A, C, D(1), D(0), P, A, R, D()]),
+        "raw_rb_busy": rb_raw([rb_record(8), rb_record(8, BUSY), rb_record(8)],
+                              ops=[D(), P, A, C]),
+        # producer - consumer == size: no kernel fills a ring completely, but
+        # the cursor reads it.
+        "raw_rb_exactly_full": rb_raw([rb_record(8), rb_record(40)], start=24,
+                                      ops=[D(stop=1), P, A, C]),
+        "raw_rb_near_2_64": rb_raw([rb_record(12), rb_record(4, DISCARD), rb_record(9)],
+                                   start=2**64 - 16),
+        # Corrupt: one per reason the cursor gives, each then used again.
+        "corrupt_rb_too_far": rb_raw([rb_record(8)], delta=64 + 8, ops=[P, A, D(), P]),
+        "corrupt_rb_behind": rb_raw([rb_record(8)], start=64, delta=-16, ops=[D()]),
+        "corrupt_rb_misaligned": rb_raw([rb_record(8)], start=4, delta=16, ops=[P, C, D()]),
+        "corrupt_rb_past_producer": rb_raw([rb_record(100 % 2**30)[:16]], delta=16),
+        "corrupt_rb_discard_past_producer": rb_raw([rb_record(8), rb_record(40, DISCARD)],
+                                                   delta=32, ops=[P, A, P, C, D()]),
+        "corrupt_rb_huge_len": rb_raw([struct.pack("<II", 0x3fffffff, 0)], delta=8),
+        # Aligned consumer, producer 12 bytes on: an empty record, then 4 bytes.
+        "corrupt_rb_misaligned_producer": rb_raw([rb_record(0), b"\0" * 8], delta=12,
+                                                 ops=[P, A, P, D()]),
+        "corrupt_rb_after_good": rb_raw([rb_record(8), struct.pack("<II", 200, 0)], delta=24,
+                                        ops=[P, A, P, C, D(), P]),
+        # After a drain skipped a corrupt ring, advance() stays at the producer
+        # and a drain without budget reports nothing.
+        "corrupt_rb_then_advance": rb_raw([rb_record(8), struct.pack("<II", 100, 0)], delta=32,
+                                          ops=[D(), A, C, D(0), P]),
+        # A peek that found corruption, then a drain without budget.
+        "corrupt_rb_peek_then_zero_budget": rb_raw([rb_record(8)], delta=64 + 16,
+                                                   ops=[P, D(0), A, C, D(0)]),
+    }
+
+
+def write_corpus(out, seeds):
     # Regenerated from scratch, so a renamed or dropped seed does not linger.
     shutil.rmtree(out, ignore_errors=True)
     os.makedirs(out)
-    for name, data in {**content_seeds(), **raw_seeds()}.items():
+    for name, data in seeds.items():
         with open(os.path.join(out, name), "wb") as f:
             f.write(data)
 
 
+def main(root):
+    write_corpus(os.path.join(root, "ring_parser"), {**content_seeds(), **raw_seeds()})
+    write_corpus(os.path.join(root, "ringbuf_cursor"),
+                 {**ringbuf_content_seeds(), **ringbuf_raw_seeds()})
+
+
 if __name__ == "__main__":
-    main(sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(__file__), "corpus", "ring_parser"))
+    main(sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(__file__), "corpus"))

@@ -216,5 +216,38 @@ TEST(RingbufCursor, RejectsRecordRunningPastTheProducer) {
   expect_rejected(rb, "past the producer");
 }
 
+// Found by ringbuf_cursor_fuzz: a drain with no budget left reported the
+// corruption an earlier drain had found and skipped what the kernel had
+// written since, a record that was never corrupt.
+TEST(RingbufCursor, ZeroBudgetDrainAfterCorruptionSkipsNothing) {
+  FakeRingbuf rb(kRing);
+  rb.set_producer(2 * kRing);
+  auto cursor = rb.cursor();
+  Collector c;
+  ASSERT_NE(cursor.drain(c).corrupt, nullptr);
+  rb.output(bytes_of(std::uint64_t{42}));
+  const DrainResult none = cursor.drain(c, 0);
+  EXPECT_EQ(none.corrupt, nullptr);
+  EXPECT_EQ(none.bytes, 0u);
+  EXPECT_EQ(rb.consumer(), 2 * kRing);
+  ASSERT_EQ(cursor.drain(c).records, 1u);
+  EXPECT_EQ(value_of(c.samples[0]), 42u);
+}
+
+// Found by ringbuf_cursor_fuzz: after a drain skipped a corrupt ring,
+// advance() stepped back to where the corruption began.
+TEST(RingbufCursor, AdvanceAfterACorruptDrainStaysPut) {
+  FakeRingbuf rb(kRing);
+  rb.output(bytes_of(std::uint64_t{1}));
+  rb.put_len(16, 100);  // runs past the producer
+  rb.set_producer(32);
+  auto cursor = rb.cursor();
+  Collector c;
+  ASSERT_NE(cursor.drain(c).corrupt, nullptr);
+  cursor.advance();
+  cursor.commit();
+  EXPECT_EQ(rb.consumer(), 32u);
+}
+
 }  // namespace
 }  // namespace perfbuf

@@ -147,7 +147,10 @@ DrainResult RingbufCursor::drain(Visitor&& visitor, std::uint64_t budget) {
   const std::uint64_t end = load_producer();  // read once: the drain ends while the kernel writes on
   while (result.records < budget) {
     const auto rec = peek_until(end);
-    if (!rec) break;
+    if (!rec) {
+      result.corrupt = corrupt_;  // what this drain found, not what an earlier peek() did
+      break;
+    }
     advance();  // before the visitor: a record whose handler throws counts as consumed
     ++result.records;
     if (visitor.on_sample(RawSample{0, *rec}) == Action::stop) {
@@ -155,9 +158,8 @@ DrainResult RingbufCursor::drain(Visitor&& visitor, std::uint64_t budget) {
       break;
     }
   }
-  if (corrupt_) {  // skip what cannot be parsed, up to what this drain saw
-    result.corrupt = corrupt_;
-    pos_ = end;
+  if (result.corrupt) {  // skip what cannot be parsed, up to what this drain saw
+    pos_ = next_ = end;  // a later advance() must not step back to where it stopped
   }
   result.bytes = pos_ - start;
   return result;
