@@ -86,6 +86,23 @@ TEST(CApi, ChildDoingKWritesGivesExactlyKRecords) {
   EXPECT_EQ(counts.pid, static_cast<unsigned>(pid));
 }
 
+TEST(CApi, CountsFdReportsFailedRingBufferOutputsAsLost) {
+  REQUIRE_BPF();
+  WriteTracer tracer({.only_tgid = 0, .ignore_tgid = 0, .transport = tools::Transport::ringbuf,
+                      .ringbuf_bytes = static_cast<std::uint32_t>(getpagesize())});
+  c_user_counts counts{};
+  long err = 1;
+  Handle h(c_user_new_counted(bpf_map__fd(tracer.events_map()), bpf_map__fd(tracer.counts_map()),
+                              &counts, &err));
+  ASSERT_EQ(err, 0) << perfbuf_last_error();
+  for (int i = 0; i < 1000; ++i) ASSERT_EQ(testing::fire_on_cpu(tracer.raw_tracepoint_fd(), 0), 0);
+  ASSERT_GE(perfbuf__consume(h.pb), 0);
+  ASSERT_GT(tracer.failures(), 0u) << "the ring buffer never filled";
+  EXPECT_EQ(counts.lost, static_cast<long>(tracer.failures()));
+  EXPECT_EQ(counts.records + counts.lost, 1000);
+  EXPECT_EQ(counts.bad, 0);
+}
+
 TEST(CApi, FailureIsNullWithErrnoAndTheFullMessage) {
   c_user_counts counts{};
   long err = 0;

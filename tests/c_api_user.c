@@ -60,3 +60,13 @@ perfbuf_t *c_user_new_with_opts(int map_fd, enum perfbuf_wakeup wakeup, __u32 wa
 	*err = libbpf_get_error(pb);
 	return *err ? NULL : pb;
 }
+
+perfbuf_t *c_user_new_counted(int map_fd, int counts_fd, struct c_user_counts *counts, long *err)
+{
+	LIBBPF_OPTS(perfbuf_opts, opts, .counts_fd = counts_fd);
+	struct perfbuf *pb;
+
+	pb = perfbuf__new(map_fd, 0, count_sample, count_lost, counts, &opts);
+	*err = libbpf_get_error(pb);
+	return *err ? NULL : pb;
+}

@@ -25,6 +25,8 @@ perfbuf_t *c_user_new(int map_fd, size_t page_cnt, struct c_user_counts *counts,
 /* The same with options set through LIBBPF_OPTS(perfbuf_opts, ...). */
 perfbuf_t *c_user_new_with_opts(int map_fd, enum perfbuf_wakeup wakeup, __u32 wakeup_value,
 				__u32 max_delay_ms, struct c_user_counts *counts, long *err);
+/* With the program's output counts map (<perfbuf/bpf.h>): failed outputs reach lost_cb. */
+perfbuf_t *c_user_new_counted(int map_fd, int counts_fd, struct c_user_counts *counts, long *err);
 
 #ifdef __cplusplus
 }

@@ -61,7 +61,7 @@ int main(int argc, char** argv) {
   if (int err = open_trace_bpf__load(skel.get())) return fail("load BPF program (run as root)", -err);
   if (int err = open_trace_bpf__attach(skel.get())) return fail("attach BPF program", -err);
 
-  std::uint64_t events = 0;
+  std::uint64_t events = 0, lost = 0;
   try {
     perfbuf::Reader reader(skel->maps.events, [&](const perfbuf::Sample& s) {
       open_event e;
@@ -70,7 +70,10 @@ int main(int argc, char** argv) {
       e.path[sizeof e.path - 1] = '\0';
       std::printf("%u %s %s\n", e.pid, e.comm, e.path);
       ++events;
-    });
+    }, [&](int, std::uint64_t n) { lost += n; });
+    // The program counts its outputs (<perfbuf/bpf.h>): a full ring buffer is
+    // reported as lost events, and the program wakes the reader in batches.
+    reader.count_outputs(skel->maps.events_counts);
 
     std::atomic<bool> stop{false};
     std::thread stopper([&] {
@@ -98,6 +101,7 @@ int main(int argc, char** argv) {
       status = 1;
     }
     std::printf("%llu events\n", static_cast<unsigned long long>(events));
+    if (lost) std::printf("%llu lost\n", static_cast<unsigned long long>(lost));
     return status;
   } catch (const perfbuf::Error& e) {
     std::fprintf(stderr, "open_trace: %s\n", e.what());

@@ -14,7 +14,9 @@
 #ifndef PERFBUF_BPF_COUNTS_H
 #define PERFBUF_BPF_COUNTS_H
 
+#ifndef __VMLINUX_H__ /* a CO-RE program's vmlinux.h has the types already */
 #include <linux/types.h>
+#endif
 
 #define PERFBUF_KEY_COUNTS 0
 #define PERFBUF_KEY_CONTROL 1
