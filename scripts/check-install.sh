@@ -221,8 +221,10 @@ dpkg -x "$deb" "$debroot"
 quiet cmake -S "$repo/examples/write_count" -B "$scratch/deb-write_count" \
   -DCMAKE_PREFIX_PATH="$debroot/usr"
 quiet cmake --build "$scratch/deb-write_count" -j"$jobs"
-ldd "$scratch/deb-write_count/write_count" | grep -q "$debroot/usr/lib/$multiarch/libperfbuf.so" ||
-  fail "write_count built against the package does not load the package's libperfbuf.so"
+linked=$(ldd "$scratch/deb-write_count/write_count")
+grep -q "$debroot/usr/lib/$multiarch/libperfbuf.so" <<<"$linked" ||
+  fail "write_count built against the package does not load the package's libperfbuf.so:
+$linked"
 check_write_count "$scratch/deb-write_count/write_count" deb
 
 echo
