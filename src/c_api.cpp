@@ -91,6 +91,9 @@ perfbuf::Options to_options(std::size_t page_cnt, const perfbuf_opts& o) {
   std::underlying_type_t<perfbuf_wakeup> wakeup;
   std::memcpy(&wakeup, &o.wakeup, sizeof wakeup);
   switch (wakeup) {
+    case PERFBUF_WAKEUP_ADAPTIVE:
+      options.wakeup = perfbuf::Wakeup::adaptive();
+      break;
     case PERFBUF_WAKEUP_WATERMARK:
       options.wakeup = perfbuf::Wakeup::watermark(o.wakeup_value);
       break;

@@ -1,13 +1,16 @@
 // A BPF_MAP_TYPE_PERF_EVENT_ARRAY: one PERF_COUNT_SW_BPF_OUTPUT event per CPU,
 // its ring mapped and stored in the map at key = CPU id.
 #include <linux/bpf.h>
+#include <unistd.h>
 #include <perfbuf/ring.h>
 
 #include <algorithm>
 #include <map>
 #include <mutex>
 #include <string>
+#include <thread>
 
+#include "adaptive.h"
 #include "sources.h"
 
 namespace perfbuf::detail {
@@ -24,6 +27,9 @@ perf_event_attr ring_attr(const Options& o, std::size_t ring_bytes) {
   attr.config = PERF_COUNT_SW_BPF_OUTPUT;
   attr.sample_period = 1;
   attr.sample_type = PERF_SAMPLE_RAW | (o.timestamps ? PERF_SAMPLE_TIME : 0);
+  // read() then tells how many records the ring dropped so far (Linux 6.0+),
+  // also when no later record brings the kernel's loss record.
+  attr.read_format = PERF_FORMAT_LOST;
   if (o.clock != kPerfClock) {
     attr.use_clockid = 1;
     attr.clockid = o.clock;
@@ -36,6 +42,7 @@ perf_event_attr ring_attr(const Options& o, std::size_t ring_bytes) {
       attr.wakeup_events = o.wakeup.value;
       break;
     case Wakeup::Mode::watermark_bytes:
+    case Wakeup::Mode::adaptive:  // the polled ring (see PerfSource::open)
       attr.watermark = 1;
       attr.wakeup_watermark = watermark_bytes(o.wakeup, ring_bytes);
       break;
@@ -46,11 +53,27 @@ perf_event_attr ring_attr(const Options& o, std::size_t ring_bytes) {
 // Which source of this process last stored its ring in a map slot. A slot
 // holds one event: when a newer reader takes a slot over (or replaces an older
 // reader by move-assignment), the older one must not empty it when it goes.
+// Where a source's rings go: the map, and who claimed its slots.
+struct Slot {
+  int map_fd;
+  std::uint32_t map_id;
+  const void* owner;
+};
+
 class SlotOwners {
  public:
   void claim(std::uint32_t map_id, int cpu, const void* owner) {
     std::lock_guard lock(mu_);
     owners_[{map_id, cpu}] = owner;
+  }
+  // Stores event_fd in the slot if `slot.owner` still holds it; false if a
+  // newer reader took the slot over. Throws Error if the map update fails.
+  bool store_if_owner(const Slot& slot, int cpu, int event_fd) {
+    std::lock_guard lock(mu_);
+    const auto it = owners_.find({slot.map_id, cpu});
+    if (it == owners_.end() || it->second != slot.owner) return false;
+    sys::map_set(slot.map_fd, cpu, event_fd);
+    return true;
   }
   // True when `owner` still held the slot (it is then released).
   bool release(std::uint32_t map_id, int cpu, const void* owner) {
@@ -71,45 +94,123 @@ SlotOwners& slot_owners() {
   return owners;
 }
 
+// One perf event and its mapped ring.
+struct EventRing {
+  EventRing(sys::Fd event, sys::Mapping ring, std::size_t ring_bytes, bool timestamps,
+            bool reads_lost)
+      : fd(std::move(event)),
+        mapping(std::move(ring)),
+        parser(static_cast<perf_event_mmap_page*>(mapping.get()),
+               {static_cast<std::byte*>(mapping.get()) + sys::page_size(), ring_bytes}, timestamps),
+        reads_lost(reads_lost) {}
+  // The records the kernel dropped on this ring so far (PERF_FORMAT_LOST);
+  // 0 where the kernel cannot tell.
+  std::uint64_t lost() const noexcept {
+    std::uint64_t values[2] = {};  // {value, lost}
+    if (!reads_lost || ::read(fd.get(), values, sizeof values) != sizeof values) return 0;
+    return values[1];
+  }
+  sys::Fd fd;
+  sys::Mapping mapping;
+  RingParser parser;
+  bool reads_lost;
+};
+
+// Wakeup::adaptive(): the ring the reader polls under heavy traffic, a
+// quarter of the size of the one that wakes it on every record. Bursts land
+// in the large one (traffic was light until then); the polled one is drained
+// every kAdaptivePoll, and wakes the reader when half full if that is late.
+std::size_t polled_ring_bytes(std::size_t ring_bytes) {
+  return std::max(ring_bytes / 4, sys::page_size());
+}
+
+// Opens the event of `attr` on `cpu` and maps its ring. A kernel before 6.0
+// refuses PERF_FORMAT_LOST: attr then goes without it (for every CPU).
+std::unique_ptr<EventRing> open_event_ring(perf_event_attr& attr, int cpu, std::size_t ring_bytes,
+                                           bool timestamps) {
+  sys::Fd fd;
+  try {
+    fd = sys::perf_event_open(attr, cpu);
+  } catch (const Error& e) {
+    if (e.errnum() != EINVAL || attr.read_format == 0) throw;
+    attr.read_format = 0;
+    fd = sys::perf_event_open(attr, cpu);
+  }
+  sys::Mapping mapping = sys::map_ring(fd.get(), ring_bytes + sys::page_size(), cpu);
+  return std::make_unique<EventRing>(std::move(fd), std::move(mapping), ring_bytes, timestamps,
+                                     attr.read_format != 0);
+}
+
+// After the map slot is pointed at the other ring, an output that read the
+// slot just before may still land in the old ring: the new ring's records
+// wait this long after the old ring is empty. (The kernel writes a perf
+// record with preemption off, so such a write ends within microseconds.)
+constexpr std::chrono::microseconds kSwitchGrace{200};
+
+// The perf ring(s) of one CPU. With Wakeup::adaptive() there are two: one
+// that wakes the reader on every record, where the map slot points while
+// traffic is light, and one a quarter of its size that the reader polls,
+// where it points while traffic is heavy (RateSwitch decides). After a switch the old ring is
+// read to the end before the new one, so the CPU's records stay in order.
 class PerfRing final : public PolledRing {
  public:
-  PerfRing(int cpu, int index, sys::Fd fd, sys::Mapping mapping, std::size_t ring_bytes,
-           bool timestamps, const Handlers& handlers, std::vector<std::byte>& scratch)
+  using clock = std::chrono::steady_clock;
+
+  // polled: the ring that does not wake the reader under Wakeup::adaptive()
+  // (else the only one); woken: adaptive's ring that wakes it on every record.
+  PerfRing(int cpu, int index, std::unique_ptr<EventRing> polled, std::unique_ptr<EventRing> woken,
+           Slot slot, bool timestamps, const Handlers& handlers, std::vector<std::byte>& scratch)
       : PolledRing(cpu, index),
-        fd_(std::move(fd)),
-        mapping_(std::move(mapping)),
-        parser_(static_cast<perf_event_mmap_page*>(mapping_.get()),
-                {static_cast<std::byte*>(mapping_.get()) + sys::page_size(), ring_bytes},
-                timestamps),
+        rings_{std::move(polled), std::move(woken)},
+        active_(rings_[1] ? 1 : 0),
+        slot_(slot),
         handlers_(handlers),
         scratch_(scratch),
         timestamps_(timestamps) {}
 
-  int fd() const noexcept override { return fd_.get(); }
-  bool readable() const noexcept override { return parser_.readable() != 0; }
+  // The ring of Options::pages_per_cpu: the only one, or adaptive's woken one.
+  int fd() const noexcept override { return rings_[rings_[1] ? 1 : 0]->fd.get(); }
+  int second_fd() const noexcept override { return rings_[1] ? rings_[0]->fd.get() : -1; }
+  // The event the map slot holds now.
+  int slot_fd() const noexcept { return rings_[active_]->fd.get(); }
+  bool readable() const noexcept override {
+    return rings_[0]->parser.readable() != 0 || (rings_[1] && rings_[1]->parser.readable() != 0);
+  }
+  bool polled() const noexcept override { return rings_[1] && active_ == 0; }
 
   bool timed() const noexcept override { return timestamps_; }
 
   std::optional<std::uint64_t> next_time(Pass& pass) override {
+    const clock::time_point now = clock::now();
     for (;;) {
-      const std::optional<RingRecord> rec = parser_.peek(scratch_);
-      if (!rec) {
-        if (parser_.corrupt()) {
-          report_corrupt(pass, parser_.corrupt());
-          parser_.skip_to_head();
-        }
+      RingParser* parser = reading(now, pass.take_all);
+      if (!parser) {
+        more = true;  // the new ring's records wait out the grace
         return std::nullopt;
       }
-      if (rec->kind == RingRecord::Kind::sample) return rec->sample.time_ns;
-      parser_.advance();  // loss reports are not ordered: they go out at once
+      const std::optional<RingRecord> rec = parser->peek(scratch_);
+      if (!rec) {
+        if (parser->corrupt()) {
+          report_corrupt(pass, parser->corrupt());
+          parser->skip_to_head();
+        }
+        if (parser == &rings_[active_]->parser) return std::nullopt;
+        continue;  // the old ring is empty: on to the active one
+      }
+      if (rec->kind == RingRecord::Kind::sample) {
+        next_ = parser;
+        return rec->sample.time_ns;
+      }
+      parser->advance();  // loss reports are not ordered: they go out at once
       on_lost(rec->lost);
     }
   }
 
   void take_next(Pass& pass, bool late) override {
-    const std::optional<RingRecord> rec = parser_.peek(scratch_);  // what next_time() saw
+    if (!next_) return;
+    const std::optional<RingRecord> rec = next_->peek(scratch_);  // what next_time() saw
     if (!rec) return;
-    parser_.advance();  // before the handler: a record whose handler throws counts as consumed
+    next_->advance();  // before the handler: a record whose handler throws counts as consumed
     ++pass.records;
     ++stats.records;
     stats.bytes += rec->sample.data.size();
@@ -118,9 +219,66 @@ class PerfRing final : public PolledRing {
     if (handlers_.on_sample(sample) == Action::stop) pass.stopped = true;
   }
 
-  void commit() noexcept override { parser_.commit(); }
+  void commit() noexcept override {
+    for (auto& ring : rings_)
+      if (ring) ring->parser.commit();
+    adapt(stats.records - records_at_adapt_, clock::now(), nullptr);
+  }
 
   void drain(Pass& pass, std::uint64_t budget) override {
+    const clock::time_point now = clock::now();
+    const std::uint64_t before = stats.records;
+    more = false;
+    for (;;) {
+      RingParser* parser = reading(now, pass.take_all);
+      if (!parser) {
+        more = true;  // the new ring's records wait out the grace
+        break;
+      }
+      const bool old = parser != &rings_[active_]->parser;
+      const std::uint64_t taken = drain(*parser, pass, budget);
+      if (!old || more || pass.stopped) break;
+      budget -= taken;  // the old ring is empty: the rest of the budget for the new one
+    }
+    if (pass.take_all)  // consume(): losses no later record would report
+      for (int i = 0; i < 2; ++i)
+        if (rings_[i]) read_lost(i);
+    adapt(stats.records - before, now, &pass);
+  }
+
+  void counted_loss(std::uint64_t count) override {
+    counted_lost_ += count;
+    report_lost();
+  }
+
+ private:
+  // The ring to read now: the one switched away from until it is empty and no
+  // late write can land in it any more, then the active one; nullptr while
+  // the old one is empty but a write may still land. take_all (consume())
+  // waits that out instead: at most kSwitchGrace.
+  RingParser* reading(clock::time_point now, bool take_all) {
+    if (old_ < 0) return &rings_[active_]->parser;
+    RingParser& old = rings_[old_]->parser;
+    if (old.unread() != 0) return &old;
+    if (now - switched_at_ < kSwitchGrace) {
+      if (!take_all) return nullptr;
+      std::this_thread::sleep_until(switched_at_ + kSwitchGrace);
+      if (old.unread() != 0) return &old;
+    }
+    // No record may bring the kernel's report of a loss in the old ring now.
+    read_lost(old_);
+    old_ = -1;
+    return &rings_[active_]->parser;
+  }
+
+  // Takes the kernel's count of the records ring i dropped.
+  void read_lost(int i) {
+    read_lost_[i] = rings_[i]->lost();
+    report_lost();
+  }
+
+  // Hands at most `budget` records of one ring to the handler; the number taken.
+  std::uint64_t drain(RingParser& parser, Pass& pass, std::uint64_t budget) {
     struct Visitor {
       PerfRing& ring;
       std::uint64_t budget;
@@ -137,25 +295,42 @@ class PerfRing final : public PolledRing {
       }
       void on_lost(std::uint64_t count) { ring.on_lost(count); }
     } visitor{*this, budget};
-    const DrainResult r = parser_.drain(visitor, scratch_);
+    const DrainResult r = parser.drain(visitor, scratch_);
     pass.records += r.records;
     pass.stopped = r.stopped && !visitor.out_of_budget;
-    more = r.stopped && parser_.readable() != 0;  // out of budget, or the handler stopped
+    more = r.stopped && parser.readable() != 0;  // out of budget, or the handler stopped
     if (r.corrupt) report_corrupt(pass, r.corrupt);
+    return r.records;
   }
 
-  void counted_loss(std::uint64_t count) override {
-    counted_lost_ += count;
-    report_lost();
+  // Wakeup::adaptive(): counts what was handed out and moves the map slot to
+  // the other ring when the rate crosses a threshold.
+  void adapt(std::uint64_t records, clock::time_point now, Pass* pass) {
+    records_at_adapt_ = stats.records;
+    if (!rings_[1] || old_ >= 0 || !switch_.update(records, now)) return;
+    const int next = switch_.polled() ? 0 : 1;
+    try {
+      if (!slot_owners().store_if_owner(slot_, cpu(), rings_[next]->fd.get())) return;
+    } catch (const Error& e) {  // the slot keeps the ring it had: nothing is lost
+      if (pass) pass->add_error(e);
+      return;
+    }
+    old_ = active_;
+    active_ = next;
+    switched_at_ = clock::now();
   }
 
- private:
   void on_lost(std::uint64_t count) {
     kernel_lost_ += count;
     report_lost();
   }
+  // Three counts of the same drops, each complete at a different time: the
+  // kernel's loss records (only once a later record fits), its count read
+  // from the events, and the program's (<perfbuf/bpf.h>). The largest is
+  // the most recent.
   void report_lost() {
-    const std::uint64_t grown = std::max(kernel_lost_, counted_lost_) - stats.lost;
+    const std::uint64_t grown =
+        std::max({kernel_lost_, counted_lost_, read_lost_[0] + read_lost_[1]}) - stats.lost;
     if (grown == 0) return;
     stats.lost += grown;
     if (handlers_.on_lost) handlers_.on_lost(cpu(), grown);
@@ -166,14 +341,20 @@ class PerfRing final : public PolledRing {
                                       "; skipped the rest of the ring"));
   }
 
-  sys::Fd fd_;
-  sys::Mapping mapping_;
-  RingParser parser_;
+  std::unique_ptr<EventRing> rings_[2];  // [0] polled, [1] woken (adaptive only)
+  int active_;                           // the one the map slot points to
+  int old_ = -1;                         // the one switched away from, until drained
+  clock::time_point switched_at_;
+  RateSwitch switch_;
+  std::uint64_t records_at_adapt_ = 0;
+  Slot slot_;
   const Handlers& handlers_;
   std::vector<std::byte>& scratch_;
   bool timestamps_;
+  RingParser* next_ = nullptr;      // the ring next_time() found the next sample in
   std::uint64_t kernel_lost_ = 0;   // from the kernel's loss records
   std::uint64_t counted_lost_ = 0;  // from the program's counts (Reader::count_outputs)
+  std::uint64_t read_lost_[2] = {};  // read from the events (PERF_FORMAT_LOST)
 };
 
 class PerfSource final : public Source {
@@ -191,18 +372,27 @@ class PerfSource final : public Source {
   void open(const std::vector<int>& cpus, const Options& options, int index) {
     const std::size_t ring_bytes = options.pages_per_cpu * sys::page_size();
     scratch_.resize(std::min(ring_bytes, kMaxRecordBytes + 1));
-    perf_event_attr attr = ring_attr(options, ring_bytes);
+    const bool adaptive = options.wakeup.mode == Wakeup::Mode::adaptive;
+    const std::size_t polled_bytes = adaptive ? polled_ring_bytes(ring_bytes) : ring_bytes;
+    perf_event_attr attr = ring_attr(options, polled_bytes);
+    if (adaptive) attr.wakeup_watermark = static_cast<std::uint32_t>(polled_bytes / 2);
+    perf_event_attr woken_attr = attr;
+    woken_attr.watermark = 0;
+    woken_attr.wakeup_events = 1;
+    const Slot slot{map_fd_.get(), map_id_, this};
     rings.reserve(cpus.size());
     for (int cpu : cpus) {
-      sys::Fd fd = sys::perf_event_open(attr, cpu);
-      sys::Mapping mapping = sys::map_ring(fd.get(), ring_bytes + sys::page_size(), cpu);
-      auto ring = std::make_unique<PerfRing>(cpu, index, std::move(fd), std::move(mapping),
-                                             ring_bytes, options.timestamps, handlers, scratch_);
+      auto polled = open_event_ring(attr, cpu, polled_bytes, options.timestamps);
+      std::unique_ptr<EventRing> woken;
+      if (adaptive) woken = open_event_ring(woken_attr, cpu, ring_bytes, options.timestamps);
+      auto ring = std::make_unique<PerfRing>(cpu, index, std::move(polled), std::move(woken), slot,
+                                             options.timestamps, handlers, scratch_);
+      const int slot_fd = ring->slot_fd();
       // In rings first (reserved: cannot throw), so that whatever fails next,
       // the destructor takes the ring out of the map again.
       rings.push_back(std::move(ring));
       slot_owners().claim(map_id_, cpu, this);
-      sys::map_set(map_fd_.get(), cpu, rings.back()->fd());
+      sys::map_set(map_fd_.get(), cpu, slot_fd);
     }
   }
 

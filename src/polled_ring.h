@@ -13,6 +13,7 @@ namespace perfbuf::detail {
 struct Pass {
   explicit Pass(std::uint64_t pass_id) : id(pass_id) {}
   std::uint64_t id;            // tells passes apart: a ring is served once per pass
+  bool take_all = false;       // consume(): everything written before it, waiting if need be
   std::size_t records = 0;
   bool stopped = false;        // a handler returned Action::stop: the pass ends there
   std::optional<Error> error;  // the first corrupt ring; the other rings were still read
@@ -41,6 +42,12 @@ class PolledRing {
 
   // What epoll watches: readable when the kernel woke this ring's reader.
   virtual int fd() const noexcept = 0;
+  // A second fd epoll watches for the same ring, or -1 (Wakeup::adaptive()
+  // gives a perf CPU two events).
+  virtual int second_fd() const noexcept { return -1; }
+  // Whether the ring does not wake the reader now, so the loop must drain it
+  // every kAdaptivePoll (Wakeup::adaptive() under heavy traffic).
+  virtual bool polled() const noexcept { return false; }
   // Whether records are waiting (busy polling looks here without a wakeup).
   virtual bool readable() const noexcept = 0;
   // Hands at most `budget` records to the handlers. Sets `more` when the

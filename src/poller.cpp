@@ -55,17 +55,26 @@ std::uint32_t Poller::add(PolledRing& ring) {
   const auto id = static_cast<std::uint32_t>(free - rings_.begin());
   if (id == 0xffffffff) throw Error(EMFILE, "poll loop: too many rings");
   sys::epoll_add(epoll_.get(), ring.fd(), kTokenTag | id, ring.edge_triggered());
+  if (ring.second_fd() >= 0) {
+    try {
+      sys::epoll_add(epoll_.get(), ring.second_fd(), kTokenTag | id, ring.edge_triggered());
+    } catch (...) {
+      sys::epoll_del(epoll_.get(), ring.fd());
+      throw;
+    }
+  }
   if (free == rings_.end())
     rings_.push_back(&ring);
   else
     *free = &ring;
-  events_.resize(rings_.size() + 1);  // + the wake eventfd
+  events_.resize(2 * rings_.size() + 1);  // up to two fds a ring, + the wake eventfd
   return id;
 }
 
 void Poller::remove(std::uint32_t id) noexcept {
   if (id >= rings_.size() || !rings_[id]) return;
   sys::epoll_del(epoll_.get(), rings_[id]->fd());
+  if (rings_[id]->second_fd() >= 0) sys::epoll_del(epoll_.get(), rings_[id]->second_fd());
   rings_[id] = nullptr;
 }
 
@@ -158,6 +167,10 @@ bool Poller::any_readable() const {
                      [](const PolledRing* r) { return r && r->readable(); });
 }
 
+bool Poller::any_polled() const {
+  return std::any_of(rings_.begin(), rings_.end(), [](const PolledRing* r) { return r && r->polled(); });
+}
+
 bool Poller::any_more() const {
   return std::any_of(rings_.begin(), rings_.end(), [](const PolledRing* r) { return r && r->more; });
 }
@@ -182,15 +195,19 @@ Result<std::size_t> Poller::poll(std::chrono::milliseconds timeout, const sigset
         }
       }
     }
-    const clock::time_point next_flush = last_flush_ + options_.max_delay;
+    // Rings that do not wake the reader (adaptive, heavy traffic) are drained
+    // every kAdaptivePoll; all of them at least every max_delay.
+    const clock::duration flush_every =
+        any_polled() ? std::min<clock::duration>(options_.max_delay, kAdaptivePoll)
+                     : clock::duration(options_.max_delay);
+    const clock::time_point next_flush = last_flush_ + flush_every;
     // Rings left with records by their budget are served again without a wait.
-    const auto wait_ms =
-        any_more() ? 0
-                   : std::chrono::ceil<std::chrono::milliseconds>(std::min(deadline, next_flush) -
-                                                                  now).count();
-    const int n = ::epoll_pwait(epoll_.get(), events_.data(), static_cast<int>(events_.size()),
-                                static_cast<int>(std::clamp<std::int64_t>(wait_ms, 0, INT_MAX)),
-                                sigmask);
+    const clock::duration wait =
+        any_more() ? clock::duration::zero()
+                   : std::clamp<clock::duration>(std::min(deadline, next_flush) - now,
+                                                 clock::duration::zero(), std::chrono::hours(24));
+    const int n = sys::epoll_wait_for(epoll_.get(), events_.data(),
+                                      static_cast<int>(events_.size()), wait, sigmask);
     if (n < 0) {
       if (errno == EINTR) return Error(EINTR, "epoll_pwait: interrupted by a signal");
       return sys::last_error("epoll_pwait");
@@ -214,7 +231,7 @@ Result<std::size_t> Poller::poll(std::chrono::milliseconds timeout, const sigset
     if (ready) drain_ordered(pass, options_.ring_budget, /*hold_recent=*/true);
     else drain_more(pass);
     now = clock::now();
-    // Records below the wakeup threshold: drain every ring at least every max_delay.
+    // Records below the wakeup threshold: drain every ring at least every flush_every.
     if (!pass.stopped && now >= next_flush && drain_all(pass, options_.ring_budget))
       last_flush_ = now;
     // Waiting again would return at once for as long as the foreign fd is ready: a spin.
@@ -226,12 +243,14 @@ Result<std::size_t> Poller::poll(std::chrono::milliseconds timeout, const sigset
 // Without a budget: everything up to where each ring's head was when its drain began.
 Result<std::size_t> Poller::consume() {
   Pass pass(++passes_);
+  pass.take_all = true;
   if (drain_all(pass, kNoBudget)) last_flush_ = clock::now();
   return pass.result();
 }
 
 Result<std::size_t> Poller::consume(PolledRing& ring) {
   Pass pass(++passes_);
+  pass.take_all = true;
   drain(ring, pass, kNoBudget);
   return pass.result();
 }

@@ -56,6 +56,7 @@ class Poller {
   void drain_more(Pass& pass);
   bool any_readable() const;
   bool any_more() const;
+  bool any_polled() const;
   PolledRing* ring_of(std::uint64_t token) const;
 
   LoopOptions options_;

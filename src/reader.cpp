@@ -40,6 +40,7 @@ void resolve_and_validate(Options& o) {
                      std::to_string(kMaxRingBytes / sys::page_size()) + " pages (1 GiB) per CPU");
   const std::size_t ring = pages * sys::page_size();
   switch (o.wakeup.mode) {
+    case Wakeup::Mode::adaptive:
     case Wakeup::Mode::every_record:
       break;
     case Wakeup::Mode::every_n_records:

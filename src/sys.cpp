@@ -9,6 +9,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <climits>
 #include <cstring>
 #include <fstream>
 #include <iterator>
@@ -164,6 +165,21 @@ void epoll_add(int epoll_fd, int fd, std::uint64_t token, bool edge_triggered) {
 }
 
 void epoll_del(int epoll_fd, int fd) noexcept { ::epoll_ctl(epoll_fd, EPOLL_CTL_DEL, fd, nullptr); }
+
+int epoll_wait_for(int epoll_fd, epoll_event* events, int max_events,
+                   std::chrono::nanoseconds timeout, const sigset_t* sigmask) {
+  static bool have_pwait2 = true;  // kernels before 5.11 lack it: whole milliseconds then
+  if (have_pwait2) {
+    const timespec ts{static_cast<time_t>(timeout.count() / 1000000000),
+                      static_cast<long>(timeout.count() % 1000000000)};
+    const int n = ::epoll_pwait2(epoll_fd, events, max_events, &ts, sigmask);
+    if (n >= 0 || errno != ENOSYS) return n;
+    have_pwait2 = false;
+  }
+  const auto ms = std::chrono::ceil<std::chrono::milliseconds>(timeout).count();
+  return ::epoll_pwait(epoll_fd, events, max_events,
+                       static_cast<int>(std::min<std::int64_t>(ms, INT_MAX)), sigmask);
+}
 
 Fd eventfd_create() {
   const int fd = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);

@@ -5,7 +5,10 @@
 #include <perfbuf/error.h>
 
 #include <linux/perf_event.h>
+#include <signal.h>
+#include <sys/epoll.h>
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -88,6 +91,9 @@ RingbufMappings map_ringbuf(int map_fd, std::size_t data_bytes, const std::strin
 Fd epoll_create();
 void epoll_del(int epoll_fd, int fd) noexcept;
 void epoll_add(int epoll_fd, int fd, std::uint64_t token, bool edge_triggered = false);
+// epoll_pwait2: waits up to `timeout` (>= 0), to the microsecond. -1 and errno as the call.
+int epoll_wait_for(int epoll_fd, epoll_event* events, int max_events,
+                   std::chrono::nanoseconds timeout, const sigset_t* sigmask);
 
 // A non-blocking eventfd: signal() makes it readable from any thread (or a
 // signal handler), clear() makes it not readable again.

@@ -135,7 +135,7 @@ TEST(OutputCounts, RingBufferProgramWakesTheReaderAtTheWatermark) {
   WriteTracer tracer(ringbuf_filter(64 * 1024));  // watermark: a quarter, 16 KiB
   Seen seen;
   Reader reader(tracer.events_map(), seen.on_sample(), {},
-                Options{.max_delay = std::chrono::minutes(1)});
+                Options{.wakeup = Wakeup::watermark(0), .max_delay = std::chrono::minutes(1)});
   reader.count_outputs(tracer.counts_map());
   EXPECT_EQ(tracer.counts().wakeup_bytes, 16u * 1024);
   const int prog = tracer.raw_tracepoint_fd();

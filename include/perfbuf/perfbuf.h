@@ -19,9 +19,9 @@
  * exception leaves these functions.
  *
  * Differences from libbpf: page_cnt 0 means the default ring size (512 KiB per
- * CPU); by default the kernel wakes the reader in batches and perfbuf__poll
- * delivers every record at most max_delay_ms (10 ms) after it was written
- * (see struct perfbuf_opts); perfbuf__poll and the consume calls return the
+ * CPU); by default each ring wakes the reader on every record only while its
+ * traffic is light, and perfbuf__poll delivers every record at most
+ * max_delay_ms (10 ms) after it was written (see struct perfbuf_opts); perfbuf__poll and the consume calls return the
  * number of records handled rather than of rings.
  *
  * The handle is `struct perfbuf` in C. In C++, `perfbuf` is the namespace of
@@ -56,13 +56,18 @@ typedef void (*perfbuf_sample_ts_fn)(void *ctx, int cpu, __u64 time_ns, void *da
 
 /* When the kernel wakes a waiting perfbuf__poll (struct perfbuf_opts.wakeup). */
 enum perfbuf_wakeup {
-	/* After wakeup_value bytes were written to a ring since the last wakeup;
-	 * 0: min(64 KiB, a quarter of the ring). The default. */
-	PERFBUF_WAKEUP_WATERMARK = 0,
+	/* The default: on every record while a ring's traffic is light (records
+	 * arrive within tens of microseconds), none while it is heavy (the reader
+	 * drains the ring every 500 us instead). See perfbuf::Wakeup::adaptive()
+	 * in <perfbuf/reader.h>. */
+	PERFBUF_WAKEUP_ADAPTIVE = 0,
 	/* On every record (what libbpf does): lowest latency, lowest throughput. */
 	PERFBUF_WAKEUP_EVERY_RECORD = 1,
 	/* After every wakeup_value records on a ring (>= 1). */
 	PERFBUF_WAKEUP_EVERY_N = 2,
+	/* After wakeup_value bytes were written to a ring since the last wakeup;
+	 * 0: min(64 KiB, a quarter of the ring). */
+	PERFBUF_WAKEUP_WATERMARK = 3,
 };
 
 /* Options for perfbuf__new; NULL or zeroed fields mean the defaults. Set sz to

@@ -105,21 +105,39 @@ using LostHandler = std::function<void(int cpu, std::uint64_t count)>;
 
 // When the kernel wakes a reader blocked in poll().
 struct Wakeup {
-  enum class Mode { every_record, every_n_records, watermark_bytes };
-  Mode mode = Mode::watermark_bytes;
+  enum class Mode { adaptive, every_record, every_n_records, watermark_bytes };
+  Mode mode = Mode::adaptive;
   std::uint32_t value = 0;
 
+  // The default: follows the rate of each ring. While traffic is light
+  // (below ~20,000 records/s on a ring) every record wakes the reader, so it
+  // arrives within tens of microseconds; when it is heavy, the producer stops
+  // waking the reader (waking costs the producer more than the record) and
+  // the reader drains the ring every kAdaptivePoll instead. A perf event's
+  // wakeup setting is fixed when it is opened, so each CPU gets two rings:
+  // one of pages_per_cpu that wakes on every record (a burst lands there),
+  // and one a quarter of that size that the reader polls; the map slot
+  // points to one of them, and after a switch the other is drained first
+  // (per-CPU order is kept, nothing is lost or delivered twice). A ring buffer switches between the
+  // kernel's per-record wakeups and the watermark, through its program's
+  // counts map (Reader::count_outputs; without it the kernel's rule stays).
+  static constexpr Wakeup adaptive() { return {Mode::adaptive, 0}; }
   // What libbpf does by default: lowest latency, one wakeup per record, so the
   // reader cannot keep up with a busy producer.
   static constexpr Wakeup every_record() { return {Mode::every_record, 1}; }
   // After every n records on a ring.
   static constexpr Wakeup every(std::uint32_t n) { return {Mode::every_n_records, n}; }
   // After `bytes` have been written to a ring since its last wakeup; 0 means
-  // min(64 KiB, a quarter of the ring). The default: wakeups stay rare under
-  // load (one per ~2000 small records), and the ring is far from full when the
-  // reader runs, which leaves room for a reader that is late to be scheduled.
+  // min(64 KiB, a quarter of the ring): wakeups stay rare under load (one per
+  // ~2000 small records), and the ring is far from full when the reader runs,
+  // which leaves room for a reader that is late to be scheduled. Records
+  // below the threshold wait for the flush every max_delay.
   static constexpr Wakeup watermark(std::uint32_t bytes) { return {Mode::watermark_bytes, bytes}; }
 };
+
+// Wakeup::adaptive(): how often the reader drains a ring that does not wake it
+// (heavy traffic), so records wait at most about this long there.
+inline constexpr std::chrono::microseconds kAdaptivePoll{500};
 
 // The ring size per CPU when Options::pages_per_cpu is 0.
 inline constexpr std::size_t kDefaultRingBytes = 512 * 1024;
@@ -134,7 +152,7 @@ struct Options {
   std::size_t pages_per_cpu = 0;
   // CPU ids to read; empty: every online CPU. Each ring goes at key = CPU id.
   std::vector<int> cpus;
-  Wakeup wakeup = Wakeup::watermark(0);
+  Wakeup wakeup = Wakeup::adaptive();
   // With batched wakeups the last records below the threshold would wait for
   // more traffic. poll() never sleeps longer than this and drains every ring at
   // least this often, so a record reaches its handler at most max_delay after

@@ -61,6 +61,9 @@ class RingParser {
 
   // Bytes written by the kernel and not yet consumed.
   std::uint64_t readable() const noexcept { return load_head() - load_tail(); }
+  // Bytes from the cursor to the head: what peek() has not passed yet (less
+  // than readable() while records taken are not committed).
+  std::uint64_t unread() const noexcept { return load_head() - pos_; }
 
   // Hands every record between the tail and the head (read once, so the drain
   // is bounded even while the kernel keeps writing) to the visitor:

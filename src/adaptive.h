@@ -1,0 +1,53 @@
+// Wakeup::adaptive(): whether a ring should wake its reader on every record
+// or be polled, from the rate its records arrive at. Two thresholds apart
+// keep a ring near one of them from switching back and forth.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+
+namespace perfbuf::detail {
+
+class RateSwitch {
+ public:
+  using clock = std::chrono::steady_clock;
+  // Records/s on one ring. Above kToPolled a wakeup per record costs the
+  // producer and the reader more than polling every kAdaptivePoll; below
+  // kToWoken polling would make records wait for nothing.
+  static constexpr double kToPolled = 20000;
+  static constexpr double kToWoken = 5000;
+  static constexpr clock::duration kWindow = std::chrono::milliseconds(4);
+  // Records found at one wakeup that mean a burst: the producer outruns the
+  // wakeups, and the small ring of a woken perf CPU would soon be full, so
+  // the switch comes at once rather than at the end of the window.
+  static constexpr std::uint64_t kBurst = 32;
+
+  bool polled() const noexcept { return polled_; }
+  // Counts `records` handed out at `now`; true when the ring should switch
+  // mode (polled() then tells the new one).
+  bool update(std::uint64_t records, clock::time_point now) noexcept {
+    in_window_ += records;
+    if (!polled_ && records >= kBurst) {
+      polled_ = true;
+      window_start_ = now;
+      in_window_ = 0;
+      return true;
+    }
+    const clock::duration elapsed = now - window_start_;
+    if (elapsed < kWindow) return false;
+    const double rate = in_window_ / std::chrono::duration<double>(elapsed).count();
+    window_start_ = now;
+    in_window_ = 0;
+    const bool want = polled_ ? rate >= kToWoken : rate >= kToPolled;
+    if (want == polled_) return false;
+    polled_ = want;
+    return true;
+  }
+
+ private:
+  bool polled_ = false;
+  clock::time_point window_start_ = clock::now();
+  std::uint64_t in_window_ = 0;
+};
+
+}  // namespace perfbuf::detail
