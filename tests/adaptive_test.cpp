@@ -1,0 +1,137 @@
+// Wakeup::adaptive(), the default, on the real kernel: a wakeup per record
+// while traffic is light, none while it is heavy, back again when it calms
+// down; across each switch a CPU's records stay in order, none is lost or
+// delivered twice.
+#include <gtest/gtest.h>
+
+#include <perfbuf/reader.h>
+
+#include <algorithm>
+#include <chrono>
+#include <fstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "bpf_support.h"
+#include "write_tracer.h"
+
+namespace perfbuf {
+namespace {
+
+using std::chrono::milliseconds;
+using testing::fire_on_cpu;
+using tools::WriteTracer;
+
+// The records of one CPU, with the program's timestamps (write_event::time_ns).
+struct Received {
+  std::vector<std::uint64_t> times;
+  SampleHandler handler() {
+    return [this](const Sample& s) {
+      const auto e = tools::checked_write_event(s);
+      if (!e) ADD_FAILURE() << "a bad record";
+      else times.push_back(e->time_ns);
+    };
+  }
+  // Records that came after a newer one of the same CPU.
+  std::size_t out_of_order() const {
+    std::size_t n = 0;
+    for (std::size_t i = 1; i < times.size(); ++i) n += times[i] < times[i - 1];
+    return n;
+  }
+};
+
+// One record at a time, each handed out by poll() after its own wakeup.
+void expect_woken_per_record(Reader& reader, int prog, int records) {
+  for (int i = 0; i < records; ++i) {
+    const std::uint64_t wakeups = reader.total_stats().wakeups;
+    std::thread writer([prog] {
+      std::this_thread::sleep_for(milliseconds(2));
+      fire_on_cpu(prog, 0);
+    });
+    const auto start = std::chrono::steady_clock::now();
+    const auto r = reader.poll(milliseconds(5000));
+    writer.join();
+    ASSERT_TRUE(r.ok()) << r.error().what();
+    EXPECT_EQ(*r, 1u) << "record " << i;
+    EXPECT_EQ(reader.total_stats().wakeups, wakeups + 1) << "record " << i;
+    // Woken, not flushed: max_delay is a minute.
+    EXPECT_LT(std::chrono::steady_clock::now() - start, milliseconds(1000)) << "record " << i;
+  }
+}
+
+TEST(Adaptive, IsTheDefault) {
+  EXPECT_EQ(Options{}.wakeup.mode, Wakeup::Mode::adaptive);
+}
+
+TEST(Adaptive, LightTrafficWakesTheReaderOnEveryRecord) {
+  REQUIRE_BPF();
+  WriteTracer tracer({});
+  Received got;
+  Reader reader(tracer.events_map(), got.handler(), {},
+                Options{.cpus = {0}, .max_delay = std::chrono::minutes(1)});
+  expect_woken_per_record(reader, tracer.raw_tracepoint_fd(), 5);
+  EXPECT_EQ(got.times.size(), 5u);
+}
+
+TEST(Adaptive, HeavyTrafficIsPolledInOrderAndLightTrafficIsWokenAgain) {
+  REQUIRE_BPF();
+  WriteTracer tracer({});
+  Received got;
+  std::uint64_t lost = 0;
+  Reader reader(tracer.events_map(), got.handler(), [&](int, std::uint64_t n) { lost += n; },
+                Options{.cpus = {0}, .max_delay = std::chrono::minutes(1)});
+  const int prog = tracer.raw_tracepoint_fd();
+  // Heavy: a flood from another thread while the reader polls.
+  constexpr int kFlood = 20000;
+  std::thread writer([prog] {
+    for (int i = 0; i < kFlood; ++i) fire_on_cpu(prog, 0);
+  });
+  for (int i = 0; i < 2000 && got.times.size() + lost < kFlood; ++i)
+    ASSERT_TRUE(reader.poll(milliseconds(10)).ok());
+  writer.join();
+  ASSERT_TRUE(reader.consume().ok());
+  EXPECT_EQ(got.times.size() + lost, static_cast<std::size_t>(kFlood));
+  EXPECT_EQ(lost, 0u) << "the reader kept up";
+  EXPECT_EQ(got.out_of_order(), 0u) << "a CPU's records came out of order across a switch";
+  // Far fewer wakeups than records: the producer stopped waking the reader.
+  EXPECT_LT(reader.total_stats().wakeups, kFlood / 10u) << "still woken per record";
+
+  // Quiet long enough for the rate to fall, then light traffic: woken per record again.
+  for (int i = 0; i < 5; ++i) ASSERT_TRUE(reader.poll(milliseconds(10)).ok());
+  expect_woken_per_record(reader, prog, 3);
+  EXPECT_EQ(got.times.size(), kFlood + 3u);
+  EXPECT_EQ(got.out_of_order(), 0u);
+}
+
+// The sizes of this process's perf ring mappings, smallest first.
+std::vector<std::size_t> perf_mapping_sizes() {
+  std::ifstream maps("/proc/self/maps");
+  std::vector<std::size_t> sizes;
+  for (std::string line; std::getline(maps, line);) {
+    if (line.find("perf_event") == std::string::npos) continue;
+    std::size_t end = 0;
+    const std::size_t from = std::stoul(line, &end, 16);
+    const std::size_t to = std::stoul(line.substr(end + 1), nullptr, 16);
+    sizes.push_back(to - from);
+  }
+  std::sort(sizes.begin(), sizes.end());
+  return sizes;
+}
+
+TEST(Adaptive, EachCpuMapsItsRingAndAQuarterSizePolledRing) {
+  REQUIRE_BPF();
+  WriteTracer tracer({});
+  const std::vector<std::size_t> before = perf_mapping_sizes();
+  Reader reader(tracer.events_map(), [](const Sample&) {}, {}, Options{.cpus = {0}});
+  ASSERT_EQ(reader.ring_count(), 1u);  // one per CPU, whatever the policy
+  EXPECT_EQ(reader.ring_bytes(), kDefaultRingBytes);
+  ASSERT_TRUE(before.empty());
+  // 1.25 x the ring in all (each mapping has one more page, for control).
+  const std::size_t page = static_cast<std::size_t>(getpagesize());
+  EXPECT_EQ(perf_mapping_sizes(),
+            (std::vector<std::size_t>{kDefaultRingBytes / 4 + page, kDefaultRingBytes + page}));
+}
+
+}  // namespace
+}  // namespace perfbuf
