@@ -1,6 +1,7 @@
 // A BPF_MAP_TYPE_RINGBUF: one ring shared by every CPU, read in place.
 #include <perfbuf/ringbuf.h>
 
+#include "adaptive.h"
 #include "sources.h"
 
 namespace perfbuf::detail {
@@ -9,9 +10,13 @@ namespace {
 
 class RingbufRing final : public PolledRing {
  public:
-  RingbufRing(sys::Fd map_fd, sys::RingbufMappings mappings, std::size_t size,
+  RingbufRing(sys::Fd map_fd, sys::RingbufMappings mappings, std::size_t size, Wakeup wakeup,
               const Handlers& handlers, int index)
       : PolledRing(-1, index),
+        wakeup_(wakeup),
+        watermark_(watermark_bytes(wakeup.mode == Wakeup::Mode::adaptive ? Wakeup::watermark(0)
+                                                                          : wakeup,
+                                   size)),
         map_fd_(std::move(map_fd)),
         mappings_(std::move(mappings)),
         cursor_(static_cast<std::uint64_t*>(mappings_.consumer.get()),
@@ -23,6 +28,15 @@ class RingbufRing final : public PolledRing {
   int fd() const noexcept override { return map_fd_.get(); }
   bool edge_triggered() const noexcept override { return true; }
   bool readable() const noexcept override { return cursor_.readable() != 0; }
+  bool polled() const noexcept override { return counts_ && switch_.polled(); }
+
+  // The program's counts map (<perfbuf/bpf.h>): through it the reader tells
+  // the program when to wake it. Without one the kernel's rule stays: a
+  // wakeup per record while the reader is caught up.
+  void control(OutputCounts& counts) {
+    counts.set_wakeup_bytes(wakeup_bytes());
+    counts_ = &counts;
+  }
 
   void drain(Pass& pass, std::uint64_t budget) override {
     struct Visitor {
@@ -42,9 +56,39 @@ class RingbufRing final : public PolledRing {
       pass.add_error(Error(EBADMSG, std::string("ring buffer: ") + r.corrupt +
                                         "; skipped the rest of the ring"));
     }
+    adapt(r.records, pass);
   }
 
  private:
+  // The unread bytes at which the program wakes the reader; 0: the kernel's rule.
+  std::uint64_t wakeup_bytes() const {
+    switch (wakeup_.mode) {
+      case Wakeup::Mode::adaptive:
+        return switch_.polled() ? watermark_ : 0;
+      case Wakeup::Mode::watermark_bytes:
+        return watermark_;
+      default:
+        return 0;
+    }
+  }
+
+  // Wakeup::adaptive(): per-record wakeups while traffic is light, the
+  // watermark (and a drain every kAdaptivePoll) while it is heavy.
+  void adapt(std::uint64_t records, Pass& pass) {
+    if (!counts_ || wakeup_.mode != Wakeup::Mode::adaptive ||
+        !switch_.update(records, RateSwitch::clock::now()))
+      return;
+    try {
+      counts_->set_wakeup_bytes(wakeup_bytes());
+    } catch (const Error& e) {
+      pass.add_error(e);
+    }
+  }
+
+  Wakeup wakeup_;
+  std::uint64_t watermark_;
+  RateSwitch switch_;
+  OutputCounts* counts_ = nullptr;  // the source's, once it has one
   sys::Fd map_fd_;
   sys::RingbufMappings mappings_;
   RingbufCursor cursor_;
@@ -53,37 +97,31 @@ class RingbufRing final : public PolledRing {
 
 class RingbufSource final : public Source {
  public:
-  RingbufSource(Handlers handlers, std::uint64_t wakeup_bytes)
-      : Source(std::move(handlers)), wakeup_bytes_(wakeup_bytes) {}
+  explicit RingbufSource(Handlers handlers) : Source(std::move(handlers)) {}
   ~RingbufSource() override { rings.clear(); }  // before the handlers they refer to
 
  private:
-  PolledRing* ring_of_cpu(int) override { return rings.front().get(); }
-  std::uint64_t wakeup_bytes() const override { return wakeup_bytes_; }
-  std::uint64_t wakeup_bytes_;
+  RingbufRing& ring() { return static_cast<RingbufRing&>(*rings.front()); }
+  PolledRing* ring_of_cpu(int) override { return &ring(); }
+  void control(OutputCounts& counts) override { ring().control(counts); }
 };
-
-// When a program using <perfbuf/bpf.h> wakes the reader: after the same
-// watermark as a perf ring; for the other modes, the kernel's own rule (a
-// wakeup per record while the reader is caught up).
-std::uint64_t wakeup_bytes(const Wakeup& wakeup, std::size_t ring_bytes) {
-  return wakeup.mode == Wakeup::Mode::watermark_bytes ? watermark_bytes(wakeup, ring_bytes) : 0;
-}
 
 }  // namespace
 
 std::unique_ptr<Source> open_ringbuf_source(sys::Fd map_fd, const sys::MapInfo& info,
                                             Handlers handlers, const Options& options, int index) {
-  const std::uint64_t wakeup = wakeup_bytes(options.wakeup, info.max_entries);
-  if (wakeup >= info.max_entries)
-    throw Error(EINVAL, "perfbuf::Options: Wakeup::watermark(" + std::to_string(wakeup) +
+  const std::uint64_t watermark =
+      options.wakeup.mode == Wakeup::Mode::watermark_bytes ? options.wakeup.value : 0;
+  if (watermark >= info.max_entries)
+    throw Error(EINVAL, "perfbuf::Options: Wakeup::watermark(" + std::to_string(watermark) +
                             ") must be below the size of ring buffer \"" + info.name + "\" (" +
                             std::to_string(info.max_entries) +
                             " bytes), or its program would wake the reader only once it is full");
-  auto source = std::make_unique<RingbufSource>(std::move(handlers), wakeup);
+  auto source = std::make_unique<RingbufSource>(std::move(handlers));
   sys::RingbufMappings mappings = sys::map_ringbuf(map_fd.get(), info.max_entries, info.name);
   source->rings.push_back(std::make_unique<RingbufRing>(
-      std::move(map_fd), std::move(mappings), info.max_entries, source->handlers, index));
+      std::move(map_fd), std::move(mappings), info.max_entries, options.wakeup, source->handlers,
+      index));
   return source;
 }
 

@@ -3,9 +3,9 @@
 namespace perfbuf::detail {
 
 void Source::count_outputs(sys::Fd counts_fd) {
-  OutputCounts counts(std::move(counts_fd));
-  counts.set_wakeup_bytes(wakeup_bytes());  // also undoes what an earlier reader set
-  counts_ = std::move(counts);
+  OutputCounts counts(std::move(counts_fd));  // throws for a wrong map: nothing changed yet
+  counts_ = std::move(counts);  // in place: a ring buffer's pointer to it stays good
+  control(*counts_);
 }
 
 void Source::read_counts() {

@@ -33,8 +33,9 @@ class Source {
  protected:
   // The ring that CPU's outputs go to; nullptr if the reader has none there.
   virtual PolledRing* ring_of_cpu(int cpu) = 0;
-  // Ring buffers: the unread bytes at which the program wakes the reader.
-  virtual std::uint64_t wakeup_bytes() const { return 0; }
+  // Hands the counts map to what uses its control (ring buffers); by default
+  // clears the control an earlier reader may have left.
+  virtual void control(OutputCounts& counts) { counts.set_wakeup_bytes(0); }
 
  private:
   std::optional<OutputCounts> counts_;

@@ -91,17 +91,55 @@ TEST(Adaptive, HeavyTrafficIsPolledInOrderAndLightTrafficIsWokenAgain) {
     ASSERT_TRUE(reader.poll(milliseconds(10)).ok());
   writer.join();
   ASSERT_TRUE(reader.consume().ok());
+  // Every record arrives or is counted lost (a reader descheduled for
+  // milliseconds on a busy machine may lose some: whether it keeps up is the
+  // bench's to measure), and in order.
   EXPECT_EQ(got.times.size() + lost, static_cast<std::size_t>(kFlood));
-  EXPECT_EQ(lost, 0u) << "the reader kept up";
   EXPECT_EQ(got.out_of_order(), 0u) << "a CPU's records came out of order across a switch";
+  const std::size_t flooded = got.times.size();
   // Far fewer wakeups than records: the producer stopped waking the reader.
   EXPECT_LT(reader.total_stats().wakeups, kFlood / 10u) << "still woken per record";
 
   // Quiet long enough for the rate to fall, then light traffic: woken per record again.
   for (int i = 0; i < 5; ++i) ASSERT_TRUE(reader.poll(milliseconds(10)).ok());
   expect_woken_per_record(reader, prog, 3);
-  EXPECT_EQ(got.times.size(), kFlood + 3u);
+  EXPECT_EQ(got.times.size(), flooded + 3);
   EXPECT_EQ(got.out_of_order(), 0u);
+}
+
+TEST(Adaptive, RingBufferProgramStopsWakingTheReaderUnderHeavyTraffic) {
+  REQUIRE_BPF();
+  WriteTracer tracer({.only_tgid = 0, .ignore_tgid = 0, .transport = tools::Transport::ringbuf,
+                      .ringbuf_bytes = 1 << 20});
+  Received got;
+  std::uint64_t lost = 0;
+  Reader reader(tracer.events_map(), got.handler(), [&](int, std::uint64_t n) { lost += n; },
+                Options{.max_delay = std::chrono::minutes(1)});
+  reader.count_outputs(tracer.counts_map());
+  const int prog = tracer.raw_tracepoint_fd();
+  EXPECT_EQ(tracer.counts().wakeup_bytes, 0u) << "light traffic: the kernel's wakeup per record";
+  expect_woken_per_record(reader, prog, 2);
+
+  constexpr int kFlood = 20000;
+  std::thread writer([prog] {
+    for (int i = 0; i < kFlood; ++i) fire_on_cpu(prog, 0);
+  });
+  bool watermark_seen = false;
+  for (int i = 0; i < 2000 && got.times.size() + lost < kFlood + 2u; ++i) {
+    ASSERT_TRUE(reader.poll(milliseconds(10)).ok());
+    watermark_seen = watermark_seen || tracer.counts().wakeup_bytes == 64u * 1024;
+  }
+  writer.join();
+  ASSERT_TRUE(reader.consume().ok());
+  EXPECT_TRUE(watermark_seen) << "the program kept waking the reader on every record";
+  EXPECT_EQ(got.times.size() + lost, kFlood + 2u);
+  EXPECT_EQ(got.out_of_order(), 0u);
+
+  for (int i = 0; i < 5; ++i) ASSERT_TRUE(reader.poll(milliseconds(10)).ok());
+  const std::size_t flooded = got.times.size();
+  expect_woken_per_record(reader, prog, 2);
+  EXPECT_EQ(tracer.counts().wakeup_bytes, 0u) << "light again: a wakeup per record";
+  EXPECT_EQ(got.times.size(), flooded + 2);
 }
 
 // The sizes of this process's perf ring mappings, smallest first.
