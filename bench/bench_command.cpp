@@ -43,9 +43,9 @@ constexpr const char* kUsage =
     "                    default, 512 KiB worth);\n"
     "                    the ring buffer gets the same total size\n"
     "  --consumers LIST  which consumers (default all):\n"
-    "                    ceiling, perfbuf, perfbuf-every-record, perfbuf-every-64,\n"
-    "                    perfbuf-low-latency, libbpf-perfbuf, libbpf-perfbuf-tuned,\n"
-    "                    libbpf-ringbuf\n"
+    "                    ceiling, perfbuf, perfbuf-ordered, perfbuf-every-record,\n"
+    "                    perfbuf-every-64, perfbuf-low-latency, libbpf-perfbuf,\n"
+    "                    libbpf-perfbuf-tuned, perfbuf-ringbuf, libbpf-ringbuf\n"
     "  --json            one JSON object per consumer and configuration\n"
     "  --plot FILE.png   also draw throughput and CPU per record (needs gnuplot)\n"
     "  -h, --help        this text\n";
@@ -371,13 +371,35 @@ void print_targets(const std::vector<Row>& rows, std::chrono::milliseconds bound
   const Row* tuned = find_row(rows, "libbpf-perfbuf-tuned", 1, 16);
   const Row* ring = find_row(rows, "libbpf-ringbuf", 1, 16);
   const Row* low = find_row(rows, "perfbuf-low-latency", 1, 16);
-  if (!pb) return;
+  const Row* ordered = find_row(rows, "perfbuf-ordered", 1, 16);
+  const Row* pb_ring = find_row(rows, "perfbuf-ringbuf", 1, 16);
+  if (!pb && !(pb_ring && ring)) return;
   std::printf("\ntargets (1 producer, 16-byte records):\n");
   auto line = [](bool met, const std::string& text) {
     std::printf("  [%s] %s\n", met ? "met" : "MISSED", text.c_str());
   };
   char buf[256];
+  // perfbuf on the BPF ring buffer, against libbpf's reader of the same ring.
+  if (pb_ring && ring) {
+    const double x =
+        pb_ring->figures.consumed_per_s / std::max(ring->figures.consumed_per_s, 1.0);
+    std::snprintf(buf, sizeof buf,
+                  "perfbuf-ringbuf >= 1.5x libbpf-ringbuf with 0 lost: %.2fx (%.0f vs %.0f "
+                  "records/s), %llu lost",
+                  x, pb_ring->figures.consumed_per_s, ring->figures.consumed_per_s,
+                  static_cast<unsigned long long>(pb_ring->totals.lost));
+    line(x >= 1.5 && pb_ring->totals.lost == 0, buf);
+  }
+  if (!pb) return;
   const Figures& p = pb->figures;
+  // Time order across CPUs may cost a little throughput, not much.
+  if (ordered) {
+    const double x = ordered->figures.consumed_per_s / std::max(p.consumed_per_s, 1.0);
+    std::snprintf(buf, sizeof buf,
+                  "perfbuf-ordered >= 0.8x perfbuf: %.2fx (%.0f vs %.0f records/s)", x,
+                  ordered->figures.consumed_per_s, p.consumed_per_s);
+    line(x >= 0.8, buf);
+  }
   if (ceiling && !pb->ratio_to_ceiling) {
     std::printf("  [n/a] perfbuf against ceiling: the ceiling consumed nothing in this run\n");
   } else if (ceiling) {

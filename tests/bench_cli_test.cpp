@@ -18,9 +18,11 @@ namespace {
 using testing::json_number;
 using testing::run_cli;
 
-const char* const kConsumers[] = {"ceiling", "perfbuf", "perfbuf-every-record",
-                                  "perfbuf-every-64", "perfbuf-low-latency", "libbpf-perfbuf",
-                                  "libbpf-perfbuf-tuned", "libbpf-ringbuf"};
+const char* const kConsumers[] = {"ceiling",          "perfbuf",
+                                  "perfbuf-ordered",  "perfbuf-every-record",
+                                  "perfbuf-every-64", "perfbuf-low-latency",
+                                  "libbpf-perfbuf",   "libbpf-perfbuf-tuned",
+                                  "perfbuf-ringbuf",  "libbpf-ringbuf"};
 
 // The --json lines of one consumer (one per producer count and record size).
 std::vector<std::string> rows_of(const std::string& out, const std::string& consumer) {
@@ -82,6 +84,28 @@ TEST(BenchCli, SmokeRunReportsEveryConsumerAndDrawsThePlot) {
   in.read(magic, sizeof magic);
   EXPECT_EQ(std::string(magic + 1, 3), "PNG") << "no PNG written to " << png;
   std::remove(png.c_str());
+}
+
+// The text report judges the targets from the figures of the same run: one
+// line each, met or missed (never asserted: speed is the benchmark's to report).
+TEST(BenchCli, TextReportPrintsTheTargetsOfTheRun) {
+  REQUIRE_BPF();
+  std::string out, err;
+  ASSERT_EQ(run_cli({"bench", "--duration", "0.1", "--rounds", "1", "--producers", "1",
+                     "--consumers", "perfbuf,perfbuf-ordered,perfbuf-ringbuf,libbpf-ringbuf"},
+                    out, err),
+            0)
+      << err;
+  for (const char* consumer : {"perfbuf-ordered", "perfbuf-ringbuf", "libbpf-ringbuf"})
+    EXPECT_NE(out.find("\n" + std::string(consumer) + " "), std::string::npos)
+        << consumer << " has no row in\n" << out;
+  EXPECT_EQ(out.find("accounting error"), std::string::npos) << out;
+  for (const char* target : {"perfbuf-ringbuf >= 1.5x libbpf-ringbuf with 0 lost: ",
+                             "perfbuf-ordered >= 0.8x perfbuf: "}) {
+    const bool met = out.find(std::string("[met] ") + target) != std::string::npos;
+    const bool missed = out.find(std::string("[MISSED] ") + target) != std::string::npos;
+    EXPECT_TRUE(met != missed) << "no single line for '" << target << "' in\n" << out;
+  }
 }
 
 // Rings of two pages and 4 KiB records: a ring holds one record, so the
