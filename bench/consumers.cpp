@@ -15,14 +15,13 @@ namespace perfbuf::bench {
 
 void RecordSink::on_record(const void* data, std::size_t size) {
   if (size < sizeof(bench_record)) return;  // not the producer's record: not counted
-  if (++records_ % kLatencyEvery != 0) return;
+  ++records_;
   std::uint64_t emitted;
   std::memcpy(&emitted, data, sizeof emitted);  // bench_record::time_ns
   timespec now;
   clock_gettime(CLOCK_MONOTONIC, &now);
   const std::uint64_t now_ns = std::uint64_t(now.tv_sec) * 1000000000 + now.tv_nsec;
-  if (latencies_ns_.size() < latencies_ns_.capacity())
-    latencies_ns_.push_back(now_ns > emitted ? now_ns - emitted : 0);
+  latencies_.record(now_ns > emitted ? now_ns - emitted : 0);
 }
 
 namespace {
