@@ -19,6 +19,10 @@ import sys
 import tempfile
 
 
+COLOURS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
+           "#7f7f7f", "#bcbd22", "#17becf", "#000000", "#aec7e8"]
+
+
 def load(paths):
     rows = []
     for path in paths or ["-"]:
@@ -70,13 +74,16 @@ def main():
                                   f"{max(r['consumer_cpu_pct'], 0.001)}\n")
                 store.append((i, c, data))
 
+        def style(i):  # a colour and a point per consumer: gnuplot's own colours repeat after 8
+            return f"lc rgb '{COLOURS[i % len(COLOURS)]}' dt {1 + i // len(COLOURS)}"
+
         def plot_line(column):
             parts = []
             for i, c, data in paced_plots:
-                parts.append(f"'{data}' using 1:{column} with linespoints lc {i + 1} pt 7 "
+                parts.append(f"'{data}' using 1:{column} with linespoints {style(i)} pt 7 "
                              f"title '{c}'")
             for i, c, data in max_plots:
-                parts.append(f"'{data}' using 1:{column} with points lc {i + 1} pt 6 ps 2 "
+                parts.append(f"'{data}' using 1:{column} with points {style(i)} pt 6 ps 2 "
                              f"notitle")
             return "plot " + ", ".join(parts) + "\n"
 
