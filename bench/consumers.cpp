@@ -184,9 +184,14 @@ std::unique_ptr<Consumer> make_consumer(std::string_view name, const BenchProgra
   if (name == "ceiling") return perfbuf(Wakeup::every(1u << 30), no_spin, true);
   if (name == "perfbuf") return perfbuf(Options{}.wakeup, no_spin, false);
   if (name == "perfbuf-ordered") return perfbuf(Options{}.wakeup, no_spin, false, true);
-  // The ring buffer's size is the map's; its wakeups are the kernel's (when caught up).
-  if (name == "perfbuf-ringbuf")
-    return std::make_unique<PerfbufConsumer>(Reader(program.ringbuf_fd(), on_sample), false);
+  // The ring buffer's size is the map's. Given the program's counts map, the
+  // reader sets its watermark there, and the program wakes it past it
+  // (<perfbuf/bpf.h>), as perfbuf's default does on perf rings.
+  if (name == "perfbuf-ringbuf") {
+    Reader reader(program.ringbuf_fd(), on_sample);
+    reader.count_outputs(program.counts_fd());
+    return std::make_unique<PerfbufConsumer>(std::move(reader), false);
+  }
   if (name == "perfbuf-every-record") return perfbuf(Wakeup::every_record(), no_spin, false);
   if (name == "perfbuf-every-64") return perfbuf(Wakeup::every(64), no_spin, false);
   if (name == "perfbuf-low-latency")
