@@ -507,8 +507,9 @@ void print_rate_targets(const std::vector<Row>& rows, const BenchArgs& args) {
   const auto row = [&](const char* consumer, std::optional<double> rate) {
     return find_row(rows, consumer, 1, 16, rate);
   };
+  // Only for a sweep: without a paced (or idle) rate every line would be n/a but one.
   bool any = false;
-  for (const auto& rate : args.rates) any = any || row("perfbuf", rate);
+  for (const auto& rate : args.rates) any = any || (rate && row("perfbuf", rate));
   if (!any) return;
   std::printf("\nrate targets (perfbuf default, 1 producer, 16-byte records):\n");
   auto line = [](std::optional<bool> met, const std::string& text) {
