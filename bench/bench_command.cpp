@@ -2,6 +2,7 @@
 
 #include <perfbuf/reader.h>
 
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -37,15 +38,19 @@ constexpr const char* kUsage =
     "  --producers LIST  producer thread counts, e.g. 1,2 (default 1,2)\n"
     "  --size LIST       record sizes in bytes, 16..8192 (default 16)\n"
     "  --batch N         records per system call, 1..64 (default 1)\n"
+    "  --rate LIST       records per second per producer, or max (unpaced), e.g.\n"
+    "                    0,100,1000,10000,100000,max (default max). A paced producer\n"
+    "                    keeps to its schedule; 0 measures the consumers idle. Every\n"
+    "                    record's delivery delay is measured\n"
     "  --duration SEC    seconds per run (default 2)\n"
     "  --rounds N        runs per consumer and configuration (default 3)\n"
     "  --pages N         data pages per perf ring, a power of two (default: perfbuf's\n"
     "                    default, 512 KiB worth);\n"
     "                    the ring buffer gets the same total size\n"
     "  --consumers LIST  which consumers (default all):\n"
-    "                    ceiling, perfbuf, perfbuf-every-record, perfbuf-every-64,\n"
-    "                    perfbuf-low-latency, libbpf-perfbuf, libbpf-perfbuf-tuned,\n"
-    "                    libbpf-ringbuf\n"
+    "                    ceiling, perfbuf, perfbuf-ordered, perfbuf-every-record,\n"
+    "                    perfbuf-every-64, perfbuf-low-latency, libbpf-perfbuf,\n"
+    "                    libbpf-perfbuf-tuned, perfbuf-ringbuf, libbpf-ringbuf\n"
     "  --json            one JSON object per consumer and configuration\n"
     "  --plot FILE.png   also draw throughput and CPU per record (needs gnuplot)\n"
     "  -h, --help        this text\n";
@@ -54,6 +59,7 @@ struct BenchArgs {
   std::vector<int> producers = {1, 2};
   std::vector<std::uint32_t> sizes = {16};
   std::uint32_t batch = 1;
+  std::vector<std::optional<double>> rates = {std::nullopt};  // records/s per producer; none: max
   double duration_s = 2;
   int rounds = 3;
   std::size_t pages = default_pages_per_cpu();
@@ -116,6 +122,20 @@ std::optional<int> parse(int argc, char** argv, BenchArgs& out) {
       if (!v) return usage_error("--batch takes a number of records from 1 to 64");
       out.batch = *v;
       next();
+    } else if (arg == "--rate") {
+      std::vector<std::optional<double>> rates;
+      for (const std::string& item : value ? split(*value) : std::vector<std::string>{}) {
+        if (item == "max") {
+          rates.emplace_back(std::nullopt);
+          continue;
+        }
+        const auto v = tools::parse_number<double>(item, 0, 1e8);
+        if (!v) return usage_error("--rate takes records per second from 0 to 1e8, or max");
+        rates.emplace_back(*v);
+      }
+      if (rates.empty()) return usage_error("--rate takes a list of rates, e.g. 100,1000,max");
+      out.rates = rates;
+      next();
     } else if (arg == "--duration") {
       const auto v = value ? tools::parse_number<double>(*value, 0.01, 3600) : std::nullopt;
       if (!v) return usage_error("--duration takes seconds, from 0.01 to 3600");
@@ -170,6 +190,7 @@ struct Counts {
 
 struct Figures {
   double produced_per_s = 0;
+  double achieved_rate = 0;  // produced per second per producer: what --rate asked for
   double consumed_per_s = 0;
   double lost_per_s = 0;
   double cpu_ns_per_record = 0;
@@ -178,7 +199,10 @@ struct Figures {
   double p99_us = 0;
   double max_us = 0;
   double peak_rss_mib = 0;
+  double consumer_cpu_pct = 0;            // the consumer thread's CPU time, % of a core
+  double producer_cpu_ns_per_record = 0;  // the producers' CPU time (not waiting) per record
   Counts counts;  // exact, not a rate: summed over rounds, never a median
+  LatencyHistogram latencies;  // every record's delivery delay, in ns
 };
 
 double thread_cpu_seconds() {
@@ -196,17 +220,25 @@ double peak_rss_mib() {
   return 0;
 }
 
-double percentile(std::vector<std::uint64_t>& v, double p) {
-  if (v.empty()) return 0;
-  const std::size_t k = std::min(v.size() - 1, static_cast<std::size_t>(p * v.size()));
-  std::nth_element(v.begin(), v.begin() + k, v.end());
-  return v[k] / 1000.0;
+// CPU time of the calling thread, as getrusage(RUSAGE_THREAD) counts it.
+double thread_rusage_seconds() {
+  rusage u{};
+  getrusage(RUSAGE_THREAD, &u);
+  return u.ru_utime.tv_sec + u.ru_stime.tv_sec + (u.ru_utime.tv_usec + u.ru_stime.tv_usec) * 1e-6;
 }
 
 struct Config {
   int producers;
   std::uint32_t size;
+  std::optional<double> rate;  // records/s per producer; none: unpaced
 };
+
+std::string rate_text(const std::optional<double>& rate) {
+  if (!rate) return "max";
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%g", *rate);  // also a JSON number
+  return buf;
+}
 
 Figures run_once(const std::string& name, const Config& config, const BenchArgs& args) {
   const bool ringbuf = reads_ringbuf(name);
@@ -222,11 +254,13 @@ Figures run_once(const std::string& name, const Config& config, const BenchArgs&
   const int ncpu = static_cast<int>(std::thread::hardware_concurrency());
   const int consumer_cpu = config.producers < ncpu ? ncpu - 1 : -1;
   std::atomic<bool> stop{false};
-  double cpu_s = 0;
+  double cpu_s = 0, rusage_s = 0, wall_s = 0;
   std::exception_ptr failure;
   std::thread reader([&] {
     if (consumer_cpu >= 0) pin_to_cpu(consumer_cpu);
+    const auto wall0 = std::chrono::steady_clock::now();
     const double cpu0 = thread_cpu_seconds();
+    const double rusage0 = thread_rusage_seconds();
     try {
       // Acquire: the final drain below starts after the producers have stopped.
       while (!stop.load(std::memory_order_acquire)) {
@@ -239,11 +273,15 @@ Figures run_once(const std::string& name, const Config& config, const BenchArgs&
       failure = std::current_exception();
     }
     cpu_s = thread_cpu_seconds() - cpu0;
+    rusage_s = thread_rusage_seconds() - rusage0;
+    wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - wall0).count();
   });
 
   using clock = std::chrono::steady_clock;
   const clock::time_point t0 = clock::now();
-  Producers producers(config.producers);
+  // A paced producer makes one call per `batch` records.
+  Producers producers(config.producers, config.rate ? std::optional<double>(*config.rate / args.batch)
+                                                    : std::nullopt);
   std::this_thread::sleep_for(std::chrono::duration<double>(args.duration_s));
   producers.stop();
   const double seconds = std::chrono::duration<double>(clock::now() - t0).count();
@@ -256,14 +294,18 @@ Figures run_once(const std::string& name, const Config& config, const BenchArgs&
   Figures f;
   f.counts = {.produced = sent.attempts, .consumed = sink.records(), .lost = sent.failures};
   f.produced_per_s = sent.attempts / seconds;
+  f.achieved_rate = f.produced_per_s / config.producers;
   f.consumed_per_s = consumed_in_time / seconds;
   f.lost_per_s = sent.failures / seconds;
   f.cpu_ns_per_record = sink.records() ? cpu_s * 1e9 / sink.records() : 0;
   f.wakeups_per_s = consumer->wakeups() / seconds;
-  f.p50_us = percentile(sink.latencies_ns(), 0.50);
-  f.p99_us = percentile(sink.latencies_ns(), 0.99);
-  f.max_us = percentile(sink.latencies_ns(), 1.0);
+  f.latencies = sink.latencies();
+  f.p50_us = f.latencies.percentile(0.50) / 1000;
+  f.p99_us = f.latencies.percentile(0.99) / 1000;
+  f.max_us = f.latencies.percentile(1.0) / 1000;
   f.peak_rss_mib = peak_rss_mib();
+  f.consumer_cpu_pct = wall_s > 0 ? 100 * rusage_s / wall_s : 0;
+  f.producer_cpu_ns_per_record = sent.attempts ? producers.cpu_seconds() * 1e9 / sent.attempts : 0;
   return f;
 }
 
@@ -277,9 +319,10 @@ Figures median(std::vector<Figures> runs) {
   };
   Figures m;
   for (double Figures::*field :
-       {&Figures::produced_per_s, &Figures::consumed_per_s, &Figures::lost_per_s,
-        &Figures::cpu_ns_per_record, &Figures::wakeups_per_s, &Figures::p50_us, &Figures::p99_us,
-        &Figures::max_us, &Figures::peak_rss_mib})
+       {&Figures::produced_per_s, &Figures::achieved_rate, &Figures::consumed_per_s,
+       &Figures::lost_per_s, &Figures::cpu_ns_per_record, &Figures::wakeups_per_s,
+       &Figures::p50_us, &Figures::p99_us, &Figures::max_us, &Figures::peak_rss_mib,
+       &Figures::consumer_cpu_pct, &Figures::producer_cpu_ns_per_record})
     m.*field = med(field);
   return m;
 }
@@ -294,11 +337,23 @@ Counts total(const std::vector<Figures>& runs) {
   return t;
 }
 
+// Delivery delays over every record of every round, in microseconds.
+struct Latency {
+  double p50_us = 0, p99_us = 0, max_us = 0;
+};
+
+Latency latency_of(const std::vector<Figures>& runs) {
+  LatencyHistogram all;
+  for (const Figures& f : runs) all.merge(f.latencies);
+  return {all.percentile(0.50) / 1000, all.percentile(0.99) / 1000, all.percentile(1.0) / 1000};
+}
+
 struct Row {
   std::string consumer;
   Config config;
-  Figures figures;  // medians
+  Figures figures;  // medians (its latencies unused: see latency)
   Counts totals;    // over all rounds
+  Latency latency;  // over all rounds
   std::optional<double> ratio_to_ceiling;  // none when the ceiling consumed nothing
 };
 
@@ -310,26 +365,31 @@ std::string ratio_text(const std::optional<double>& r) {
 }
 
 void print_table(const std::vector<Row>& rows, const BenchArgs& args) {
-  std::printf("\n%-22s %3s %5s %11s %11s %9s %7s %8s %10s %8s %8s %9s %8s\n", "consumer", "P",
-              "size", "produced/s", "consumed/s", "lost/s", "vs ceil", "cpu ns/r", "wakeups/s",
-              "p50 us", "p99 us", "max us", "peak MiB");
+  std::printf("\n%-22s %3s %5s %7s %11s %11s %9s %7s %8s %7s %9s %10s %8s %8s %9s %8s\n",
+              "consumer", "P", "size", "rate", "produced/s", "consumed/s", "lost/s", "vs ceil",
+              "cpu ns/r", "cpu %", "prod ns/r", "wakeups/s", "p50 us", "p99 us", "max us",
+              "peak MiB");
   for (const Row& r : rows) {
     const Figures& f = r.figures;
-    std::printf("%-22s %3d %5u %11.0f %11.0f %9.0f %7s %8.0f %10.0f %8.1f %8.1f %9.1f %8.1f\n",
-                r.consumer.c_str(), r.config.producers, r.config.size, f.produced_per_s,
-                f.consumed_per_s, f.lost_per_s, ratio_text(r.ratio_to_ceiling).c_str(),
-                f.cpu_ns_per_record, f.wakeups_per_s, f.p50_us, f.p99_us, f.max_us,
-                f.peak_rss_mib);
+    std::printf(
+        "%-22s %3d %5u %7s %11.0f %11.0f %9.0f %7s %8.0f %7.2f %9.0f %10.0f %8.1f %8.1f %9.1f "
+        "%8.1f\n",
+        r.consumer.c_str(), r.config.producers, r.config.size, rate_text(r.config.rate).c_str(),
+        f.produced_per_s, f.consumed_per_s, f.lost_per_s, ratio_text(r.ratio_to_ceiling).c_str(),
+        f.cpu_ns_per_record, f.consumer_cpu_pct, f.producer_cpu_ns_per_record, f.wakeups_per_s,
+        r.latency.p50_us, r.latency.p99_us, r.latency.max_us, f.peak_rss_mib);
   }
-  std::printf("(batch %u, %d rounds of %.1f s, medians; %zu pages per perf ring)\n", args.batch,
-              args.rounds, args.duration_s, args.pages);
+  std::printf("(batch %u, %d rounds of %.1f s, medians; delays over every record of all rounds; "
+              "%zu pages per perf ring)\n",
+              args.batch, args.rounds, args.duration_s, args.pages);
   // Every record is consumed or counted lost; anything else is a bug in a reader or the bench.
   for (const Row& r : rows) {
     const Counts& t = r.totals;
     if (t.consumed + t.lost != t.produced)
-      std::printf("accounting error: %s (%d producers, size %u): consumed %llu + lost %llu != "
-                  "produced %llu\n",
+      std::printf("accounting error: %s (%d producers, size %u, rate %s): consumed %llu + lost "
+                  "%llu != produced %llu\n",
                   r.consumer.c_str(), r.config.producers, r.config.size,
+                  rate_text(r.config.rate).c_str(),
                   static_cast<unsigned long long>(t.consumed),
                   static_cast<unsigned long long>(t.lost),
                   static_cast<unsigned long long>(t.produced));
@@ -341,13 +401,19 @@ void print_json(const std::vector<Row>& rows, const BenchArgs& args) {
     const Figures& f = r.figures;
     std::printf(
         "{\"consumer\":\"%s\",\"producers\":%d,\"size\":%u,\"batch\":%u,\"rounds\":%d,"
+        "\"rate\":%s,\"achieved_rate\":%.0f,"
         "\"produced_per_s\":%.0f,\"consumed_per_s\":%.0f,\"lost_per_s\":%.0f,"
-        "\"cpu_ns_per_record\":%.1f,\"wakeups_per_s\":%.0f,\"p50_us\":%.2f,\"p99_us\":%.2f,"
-        "\"max_us\":%.2f,\"peak_rss_mib\":%.1f,\"ratio_to_ceiling\":%s,"
+        "\"cpu_ns_per_record\":%.1f,\"consumer_cpu_pct\":%.3f,"
+        "\"producer_cpu_ns_per_record\":%.1f,\"wakeups_per_s\":%.0f,"
+        "\"p50_us\":%.2f,\"p99_us\":%.2f,\"max_us\":%.2f,"
+        "\"latency_p50_us\":%.2f,\"latency_p99_us\":%.2f,\"latency_max_us\":%.2f,"
+        "\"peak_rss_mib\":%.1f,\"ratio_to_ceiling\":%s,"
         "\"produced\":%llu,\"consumed\":%llu,\"lost\":%llu}\n",
         r.consumer.c_str(), r.config.producers, r.config.size, args.batch, args.rounds,
-        f.produced_per_s, f.consumed_per_s, f.lost_per_s, f.cpu_ns_per_record, f.wakeups_per_s,
-        f.p50_us, f.p99_us, f.max_us, f.peak_rss_mib,
+        r.config.rate ? rate_text(r.config.rate).c_str() : "\"max\"", f.achieved_rate,
+        f.produced_per_s, f.consumed_per_s, f.lost_per_s, f.cpu_ns_per_record,
+        f.consumer_cpu_pct, f.producer_cpu_ns_per_record, f.wakeups_per_s, f.p50_us, f.p99_us,
+        f.max_us, r.latency.p50_us, r.latency.p99_us, r.latency.max_us, f.peak_rss_mib,
         r.ratio_to_ceiling ? ratio_text(r.ratio_to_ceiling).c_str() : "null",
         static_cast<unsigned long long>(r.totals.produced),
         static_cast<unsigned long long>(r.totals.consumed),
@@ -356,14 +422,16 @@ void print_json(const std::vector<Row>& rows, const BenchArgs& args) {
 }
 
 const Row* find_row(const std::vector<Row>& rows, const std::string& consumer, int producers,
-                    std::uint32_t size) {
+                    std::uint32_t size, std::optional<double> rate = std::nullopt) {
   for (const Row& r : rows)
-    if (r.consumer == consumer && r.config.producers == producers && r.config.size == size)
+    if (r.consumer == consumer && r.config.producers == producers && r.config.size == size &&
+        r.config.rate == rate)
       return &r;
   return nullptr;
 }
 
-// The targets perfbuf is held to, judged on this run (1 producer, 16-byte records).
+// The targets perfbuf is held to, judged on this run (1 producer, 16-byte
+// records, unpaced).
 void print_targets(const std::vector<Row>& rows, std::chrono::milliseconds bound) {
   const Row* pb = find_row(rows, "perfbuf", 1, 16);
   const Row* ceiling = find_row(rows, "ceiling", 1, 16);
@@ -371,13 +439,35 @@ void print_targets(const std::vector<Row>& rows, std::chrono::milliseconds bound
   const Row* tuned = find_row(rows, "libbpf-perfbuf-tuned", 1, 16);
   const Row* ring = find_row(rows, "libbpf-ringbuf", 1, 16);
   const Row* low = find_row(rows, "perfbuf-low-latency", 1, 16);
-  if (!pb) return;
+  const Row* ordered = find_row(rows, "perfbuf-ordered", 1, 16);
+  const Row* pb_ring = find_row(rows, "perfbuf-ringbuf", 1, 16);
+  if (!pb && !(pb_ring && ring)) return;
   std::printf("\ntargets (1 producer, 16-byte records):\n");
   auto line = [](bool met, const std::string& text) {
     std::printf("  [%s] %s\n", met ? "met" : "MISSED", text.c_str());
   };
   char buf[256];
+  // perfbuf on the BPF ring buffer, against libbpf's reader of the same ring.
+  if (pb_ring && ring) {
+    const double x =
+        pb_ring->figures.consumed_per_s / std::max(ring->figures.consumed_per_s, 1.0);
+    std::snprintf(buf, sizeof buf,
+                  "perfbuf-ringbuf >= 1.5x libbpf-ringbuf with 0 lost: %.2fx (%.0f vs %.0f "
+                  "records/s), %llu lost",
+                  x, pb_ring->figures.consumed_per_s, ring->figures.consumed_per_s,
+                  static_cast<unsigned long long>(pb_ring->totals.lost));
+    line(x >= 1.5 && pb_ring->totals.lost == 0, buf);
+  }
+  if (!pb) return;
   const Figures& p = pb->figures;
+  // Time order across CPUs may cost a little throughput, not much.
+  if (ordered) {
+    const double x = ordered->figures.consumed_per_s / std::max(p.consumed_per_s, 1.0);
+    std::snprintf(buf, sizeof buf,
+                  "perfbuf-ordered >= 0.8x perfbuf: %.2fx (%.0f vs %.0f records/s)", x,
+                  ordered->figures.consumed_per_s, p.consumed_per_s);
+    line(x >= 0.8, buf);
+  }
   if (ceiling && !pb->ratio_to_ceiling) {
     std::printf("  [n/a] perfbuf against ceiling: the ceiling consumed nothing in this run\n");
   } else if (ceiling) {
@@ -400,13 +490,81 @@ void print_targets(const std::vector<Row>& rows, std::chrono::milliseconds bound
     line(p.consumed_per_s > other->figures.consumed_per_s, buf);
   }
   std::snprintf(buf, sizeof buf, "perfbuf p99 latency within its max_delay bound (%lld ms): %.1f us",
-                static_cast<long long>(bound.count()), p.p99_us);
-  line(p.p99_us <= bound.count() * 1000.0, buf);
+                static_cast<long long>(bound.count()), pb->latency.p99_us);
+  line(pb->latency.p99_us <= bound.count() * 1000.0, buf);
   if (low && lib) {
     std::snprintf(buf, sizeof buf,
                   "perfbuf-low-latency p99 no worse than libbpf-perfbuf: %.1f vs %.1f us",
-                  low->figures.p99_us, lib->figures.p99_us);
-    line(low->figures.p99_us <= lib->figures.p99_us, buf);
+                  low->latency.p99_us, lib->latency.p99_us);
+    line(low->latency.p99_us <= lib->latency.p99_us, buf);
+  }
+}
+
+// The targets of a rate sweep (1 producer, 16-byte records), for perfbuf's
+// default reader: delay at paced rates, throughput unpaced, CPU against
+// libbpf's default at every paced rate, and CPU with no traffic.
+void print_rate_targets(const std::vector<Row>& rows, const BenchArgs& args) {
+  const auto row = [&](const char* consumer, std::optional<double> rate) {
+    return find_row(rows, consumer, 1, 16, rate);
+  };
+  // Only for a sweep: without a paced (or idle) rate every line would be n/a but one.
+  bool any = false;
+  for (const auto& rate : args.rates) any = any || (rate && row("perfbuf", rate));
+  if (!any) return;
+  std::printf("\nrate targets (perfbuf default, 1 producer, 16-byte records):\n");
+  auto line = [](std::optional<bool> met, const std::string& text) {
+    std::printf("  [%s] %s\n", !met ? "n/a" : *met ? "met" : "MISSED", text.c_str());
+  };
+  char buf[256];
+  for (const auto& [rate, bound_us] : {std::pair{100.0, 100.0}, std::pair{1000.0, 100.0},
+                                       std::pair{10000.0, 100.0}, std::pair{100000.0, 1000.0}}) {
+    const Row* pb = row("perfbuf", rate);
+    if (!pb) {
+      std::snprintf(buf, sizeof buf, "p99 delay <= %.0f us at %.0f/s: not in this run (--rate)",
+                    bound_us, rate);
+      line(std::nullopt, buf);
+      continue;
+    }
+    std::snprintf(buf, sizeof buf, "p99 delay <= %.0f us at %.0f/s: %.1f us", bound_us, rate,
+                  pb->latency.p99_us);
+    line(pb->latency.p99_us <= bound_us, buf);
+  }
+  // Unpaced: at least 0.95 of the best fixed policy, losing nothing.
+  if (const Row* pb = row("perfbuf", std::nullopt)) {
+    const Row* best = nullptr;
+    for (const char* fixed : {"perfbuf-every-record", "perfbuf-every-64", "perfbuf-low-latency"})
+      if (const Row* r = row(fixed, std::nullopt))
+        if (!best || r->figures.consumed_per_s > best->figures.consumed_per_s) best = r;
+    if (!best) {
+      line(std::nullopt, "at max >= 0.95x the best fixed perfbuf policy: none of them ran");
+    } else {
+      const double x = pb->figures.consumed_per_s / std::max(best->figures.consumed_per_s, 1.0);
+      std::snprintf(buf, sizeof buf,
+                    "at max >= 0.95x the best fixed perfbuf policy (%s) with 0 lost: %.2fx "
+                    "(%.0f vs %.0f records/s), %llu lost",
+                    best->consumer.c_str(), x, pb->figures.consumed_per_s,
+                    best->figures.consumed_per_s,
+                    static_cast<unsigned long long>(pb->totals.lost));
+      line(x >= 0.95 && pb->totals.lost == 0, buf);
+    }
+  } else {
+    line(std::nullopt, "at max >= 0.95x the best fixed perfbuf policy: max not in this run");
+  }
+  for (const auto& rate : args.rates) {
+    if (!rate || *rate <= 0) continue;
+    const Row* pb = row("perfbuf", rate);
+    const Row* lib = row("libbpf-perfbuf", rate);
+    if (!pb || !lib) continue;
+    std::snprintf(buf, sizeof buf, "consumer CPU <= libbpf-perfbuf's at %.0f/s: %.2f%% vs %.2f%%",
+                  *rate, pb->figures.consumer_cpu_pct, lib->figures.consumer_cpu_pct);
+    line(pb->figures.consumer_cpu_pct <= lib->figures.consumer_cpu_pct, buf);
+  }
+  if (const Row* idle = row("perfbuf", 0.0)) {
+    std::snprintf(buf, sizeof buf, "idle (rate 0) CPU <= 0.1%% of a core: %.3f%%",
+                  idle->figures.consumer_cpu_pct);
+    line(idle->figures.consumer_cpu_pct <= 0.1, buf);
+  } else {
+    line(std::nullopt, "idle CPU <= 0.1% of a core: rate 0 not in this run (--rate 0,...)");
   }
 }
 
@@ -419,6 +577,7 @@ void plot(const std::vector<Row>& rows, const BenchArgs& args) {
   const std::string data = std::string(dir) + "/data.txt";
   const std::string script = std::string(dir) + "/plot.gp";
   const std::uint32_t size = args.sizes.front();
+  const std::optional<double> rate = args.rates.front();
   {
     std::ofstream out(data);
     out << "# consumer";
@@ -427,7 +586,7 @@ void plot(const std::vector<Row>& rows, const BenchArgs& args) {
     for (const std::string& c : args.consumers) {
       out << c;
       for (int p : args.producers) {
-        const Row* r = find_row(rows, c, p, size);
+        const Row* r = find_row(rows, c, p, size, rate);
         out << " " << (r ? r->figures.consumed_per_s / 1e6 : 0) << " "
             << (r ? r->figures.cpu_ns_per_record : 0);
       }
@@ -468,28 +627,31 @@ void plot(const std::vector<Row>& rows, const BenchArgs& args) {
 int run(const BenchArgs& args) {
   const bool progress = isatty(STDERR_FILENO);
   std::vector<Row> rows;
-  for (int producers : args.producers) {
-    for (std::uint32_t size : args.sizes) {
-      const Config config{producers, size};
-      std::map<std::string, std::vector<Figures>> runs;
-      for (int round = 0; round < args.rounds; ++round) {
-        // Interleave: each round starts with a different consumer.
-        std::vector<std::string> order = args.consumers;
-        std::rotate(order.begin(), order.begin() + round % order.size(), order.end());
-        for (const std::string& name : order) {
-          if (progress)
-            std::fprintf(stderr, "\rproducers %d, size %u, round %d/%d: %-22s", producers, size,
-                         round + 1, args.rounds, name.c_str());
-          runs[name].push_back(run_once(name, config, args));
-        }
+  std::vector<Config> configs;
+  for (int producers : args.producers)
+    for (std::uint32_t size : args.sizes)
+      for (const std::optional<double>& rate : args.rates) configs.push_back({producers, size, rate});
+  for (const Config& config : configs) {
+    std::map<std::string, std::vector<Figures>> runs;
+    for (int round = 0; round < args.rounds; ++round) {
+      // Interleave: each round starts with a different consumer.
+      std::vector<std::string> order = args.consumers;
+      std::rotate(order.begin(), order.begin() + round % order.size(), order.end());
+      for (const std::string& name : order) {
+        if (progress)
+          std::fprintf(stderr, "\rproducers %d, size %u, rate %s, round %d/%d: %-22s",
+                       config.producers, config.size, rate_text(config.rate).c_str(), round + 1,
+                       args.rounds, name.c_str());
+        runs[name].push_back(run_once(name, config, args));
       }
-      if (progress) std::fprintf(stderr, "\r%80s\r", "");
-      const double ceiling = runs.count("ceiling") ? median(runs["ceiling"]).consumed_per_s : 0;
-      for (const std::string& name : args.consumers) {
-        Row row{name, config, median(runs[name]), total(runs[name]), std::nullopt};
-        if (ceiling > 0) row.ratio_to_ceiling = row.figures.consumed_per_s / ceiling;
-        rows.push_back(row);
-      }
+    }
+    if (progress) std::fprintf(stderr, "\r%100s\r", "");
+    const double ceiling = runs.count("ceiling") ? median(runs["ceiling"]).consumed_per_s : 0;
+    for (const std::string& name : args.consumers) {
+      Row row{name, config, median(runs[name]), total(runs[name]), latency_of(runs[name]),
+              std::nullopt};
+      if (ceiling > 0) row.ratio_to_ceiling = row.figures.consumed_per_s / ceiling;
+      rows.push_back(row);
     }
   }
   if (args.json) {
@@ -498,6 +660,7 @@ int run(const BenchArgs& args) {
     std::printf("perfbuf bench on %u CPUs\n", std::thread::hardware_concurrency());
     print_table(rows, args);
     print_targets(rows, Options{}.max_delay);
+    print_rate_targets(rows, args);
   }
   std::fflush(stdout);
   if (!args.plot.empty()) {

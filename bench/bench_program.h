@@ -2,7 +2,10 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
+#include <mutex>
+#include <optional>
 #include <thread>
 #include <vector>
 
@@ -44,17 +47,31 @@ class BenchProgram {
 // Makes the system call the program is attached to: one trigger.
 void trigger();
 
-// `count` threads calling trigger() in a loop, pinned to CPUs 0, 1, ... (mod
-// the CPU count), from construction until stop().
+// `count` threads calling trigger(), pinned to CPUs 0, 1, ... (mod the CPU
+// count), from construction until stop(). Unpaced (no rate) they call it in a
+// loop; paced, each keeps to a schedule of `triggers_per_s` calls a second:
+// it sleeps until shortly before a call is due, then spins to the due time.
+// A thread that falls more than kMaxLag behind its schedule (descheduled)
+// drops the backlog instead of catching up in a burst. 0: no calls at all.
 class Producers {
  public:
-  explicit Producers(int count);
+  static constexpr std::chrono::microseconds kMaxLag{1000};
+
+  Producers(int count, std::optional<double> triggers_per_s);
   ~Producers();
   void stop();
+  // After stop(): the threads' CPU time in trigger(). Unpaced, all their CPU
+  // time (getrusage RUSAGE_THREAD); paced, the thread CPU clock read around
+  // each call, as sleeping and spinning to the schedule are waiting.
+  double cpu_seconds() const { return cpu_seconds_; }
 
  private:
+  void run(int cpu, std::optional<double> triggers_per_s);
+
   std::atomic<bool> stop_{false};
   std::vector<std::thread> threads_;
+  std::mutex mutex_;
+  double cpu_seconds_ = 0;
 };
 
 // Pins the calling thread to one CPU (ignored if that fails).

@@ -15,14 +15,13 @@ namespace perfbuf::bench {
 
 void RecordSink::on_record(const void* data, std::size_t size) {
   if (size < sizeof(bench_record)) return;  // not the producer's record: not counted
-  if (++records_ % kLatencyEvery != 0) return;
+  ++records_;
   std::uint64_t emitted;
   std::memcpy(&emitted, data, sizeof emitted);  // bench_record::time_ns
   timespec now;
   clock_gettime(CLOCK_MONOTONIC, &now);
   const std::uint64_t now_ns = std::uint64_t(now.tv_sec) * 1000000000 + now.tv_nsec;
-  if (latencies_ns_.size() < latencies_ns_.capacity())
-    latencies_ns_.push_back(now_ns > emitted ? now_ns - emitted : 0);
+  latencies_.record(now_ns > emitted ? now_ns - emitted : 0);
 }
 
 namespace {
@@ -31,16 +30,11 @@ using std::chrono::milliseconds;
 
 constexpr int kWaitMs = 100;
 
-// perfbuf's Reader with a given wakeup policy. With spin = true it is never
-// woken and reads in a tight loop: the ceiling.
+// perfbuf's Reader, on the perf rings or the ring buffer. With spin = true it
+// is never woken and reads in a tight loop: the ceiling.
 class PerfbufConsumer final : public Consumer {
  public:
-  PerfbufConsumer(const BenchProgram& p, RecordSink& sink, Options options, bool spin)
-      : spin_(spin),
-        reader_(
-            p.perf_map(),
-            [&sink](const Sample& s) { sink.on_record(s.data.data(), s.data.size()); }, {},
-            std::move(options)) {}
+  PerfbufConsumer(Reader reader, bool spin) : spin_(spin), reader_(std::move(reader)) {}
 
   void step() override {
     if (!spin_) {
@@ -163,25 +157,41 @@ class LibbpfRingbufConsumer final : public Consumer {
 
 const std::vector<std::string>& consumer_names() {
   static const std::vector<std::string> names = {
-      "ceiling",        "perfbuf",        "perfbuf-every-record", "perfbuf-every-64",
-      "perfbuf-low-latency", "libbpf-perfbuf", "libbpf-perfbuf-tuned", "libbpf-ringbuf"};
+      "ceiling",          "perfbuf",        "perfbuf-ordered",      "perfbuf-every-record",
+      "perfbuf-every-64", "perfbuf-low-latency", "libbpf-perfbuf",  "libbpf-perfbuf-tuned",
+      "perfbuf-ringbuf",  "libbpf-ringbuf"};
   return names;
 }
 
-bool reads_ringbuf(std::string_view name) { return name == "libbpf-ringbuf"; }
+bool reads_ringbuf(std::string_view name) {
+  return name == "libbpf-ringbuf" || name == "perfbuf-ringbuf";
+}
 
 std::unique_ptr<Consumer> make_consumer(std::string_view name, const BenchProgram& program,
                                         RecordSink& sink, std::size_t pages) {
-  const auto perfbuf = [&](Wakeup wakeup, std::chrono::microseconds busy_poll, bool spin) {
+  const auto on_sample = [&sink](const Sample& s) { sink.on_record(s.data.data(), s.data.size()); };
+  const auto perfbuf = [&](Wakeup wakeup, std::chrono::microseconds busy_poll, bool spin,
+                           bool ordered = false) {
     Options o;
     o.pages_per_cpu = pages;
     o.wakeup = wakeup;
     o.busy_poll = busy_poll;
-    return std::make_unique<PerfbufConsumer>(program, sink, std::move(o), spin);
+    o.ordered = ordered;
+    return std::make_unique<PerfbufConsumer>(
+        Reader(program.perf_map(), on_sample, {}, std::move(o)), spin);
   };
   const std::chrono::microseconds no_spin{0};
   if (name == "ceiling") return perfbuf(Wakeup::every(1u << 30), no_spin, true);
   if (name == "perfbuf") return perfbuf(Options{}.wakeup, no_spin, false);
+  if (name == "perfbuf-ordered") return perfbuf(Options{}.wakeup, no_spin, false, true);
+  // The ring buffer's size is the map's. Given the program's counts map, the
+  // reader sets its watermark there, and the program wakes it past it
+  // (<perfbuf/bpf.h>), as perfbuf's default does on perf rings.
+  if (name == "perfbuf-ringbuf") {
+    Reader reader(program.ringbuf_fd(), on_sample);
+    reader.count_outputs(program.counts_fd());
+    return std::make_unique<PerfbufConsumer>(std::move(reader), false);
+  }
   if (name == "perfbuf-every-record") return perfbuf(Wakeup::every_record(), no_spin, false);
   if (name == "perfbuf-every-64") return perfbuf(Wakeup::every(64), no_spin, false);
   if (name == "perfbuf-low-latency")

@@ -10,27 +10,26 @@
 #include <vector>
 
 #include "bench_program.h"
+#include "latency_histogram.h"
 
 namespace perfbuf::bench {
 
-// Counts records and samples their latency: one in kLatencyEvery records gets
-// its emit time (bpf_ktime_get_ns, CLOCK_MONOTONIC) compared with the clock now.
+// Counts records and measures the delivery delay of every one: its emit time
+// (bpf_ktime_get_ns, CLOCK_MONOTONIC) against the clock when the handler runs,
+// into a histogram of bounded size.
 class RecordSink {
  public:
-  static constexpr std::uint64_t kLatencyEvery = 16;
-
-  RecordSink() { latencies_ns_.reserve(1 << 20); }
   void on_record(const void* data, std::size_t size);
   // Makes the count visible to the thread that reads records_published().
   void publish() { published_.store(records_, std::memory_order_relaxed); }
   std::uint64_t records_published() const { return published_.load(std::memory_order_relaxed); }
   std::uint64_t records() const { return records_; }
-  std::vector<std::uint64_t>& latencies_ns() { return latencies_ns_; }
+  const LatencyHistogram& latencies() const { return latencies_; }
 
  private:
   std::uint64_t records_ = 0;
   std::atomic<std::uint64_t> published_{0};
-  std::vector<std::uint64_t> latencies_ns_;
+  LatencyHistogram latencies_;
 };
 
 class Consumer {

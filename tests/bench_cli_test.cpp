@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <fstream>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -18,9 +19,11 @@ namespace {
 using testing::json_number;
 using testing::run_cli;
 
-const char* const kConsumers[] = {"ceiling", "perfbuf", "perfbuf-every-record",
-                                  "perfbuf-every-64", "perfbuf-low-latency", "libbpf-perfbuf",
-                                  "libbpf-perfbuf-tuned", "libbpf-ringbuf"};
+const char* const kConsumers[] = {"ceiling",          "perfbuf",
+                                  "perfbuf-ordered",  "perfbuf-every-record",
+                                  "perfbuf-every-64", "perfbuf-low-latency",
+                                  "libbpf-perfbuf",   "libbpf-perfbuf-tuned",
+                                  "perfbuf-ringbuf",  "libbpf-ringbuf"};
 
 // The --json lines of one consumer (one per producer count and record size).
 std::vector<std::string> rows_of(const std::string& out, const std::string& consumer) {
@@ -47,7 +50,8 @@ TEST(BenchCli, BadArgumentsGiveUsageAndExitTwo) {
        {std::vector<std::string>{"bench", "--producers", "0"}, {"bench", "--size", "8"},
         {"bench", "--batch", "65"}, {"bench", "--consumers", "nope"}, {"bench", "--pages", "6"},
         {"bench", "--size", "8192", "--pages", "1"},
-        {"bench", "--rounds"}, {"bench", "--what"}}) {
+        {"bench", "--rounds"}, {"bench", "--what"}, {"bench", "--rate", "fast"},
+        {"bench", "--rate", "-5"}, {"bench", "--rate", ""}, {"bench", "--rate"}}) {
     std::string out, err;
     EXPECT_EQ(run_cli(args, out, err), 2) << args[1];
     EXPECT_NE(err.find("usage: perfbuf bench"), std::string::npos) << err;
@@ -82,6 +86,126 @@ TEST(BenchCli, SmokeRunReportsEveryConsumerAndDrawsThePlot) {
   in.read(magic, sizeof magic);
   EXPECT_EQ(std::string(magic + 1, 3), "PNG") << "no PNG written to " << png;
   std::remove(png.c_str());
+}
+
+// The text report judges the targets from the figures of the same run: one
+// line each, met or missed (never asserted: speed is the benchmark's to report).
+TEST(BenchCli, TextReportPrintsTheTargetsOfTheRun) {
+  REQUIRE_BPF();
+  std::string out, err;
+  ASSERT_EQ(run_cli({"bench", "--duration", "0.1", "--rounds", "1", "--producers", "1",
+                     "--consumers", "perfbuf,perfbuf-ordered,perfbuf-ringbuf,libbpf-ringbuf"},
+                    out, err),
+            0)
+      << err;
+  for (const char* consumer : {"perfbuf-ordered", "perfbuf-ringbuf", "libbpf-ringbuf"})
+    EXPECT_NE(out.find("\n" + std::string(consumer) + " "), std::string::npos)
+        << consumer << " has no row in\n" << out;
+  EXPECT_EQ(out.find("accounting error"), std::string::npos) << out;
+  for (const char* target : {"perfbuf-ringbuf >= 1.5x libbpf-ringbuf with 0 lost: ",
+                             "perfbuf-ordered >= 0.8x perfbuf: "}) {
+    const bool met = out.find(std::string("[met] ") + target) != std::string::npos;
+    const bool missed = out.find(std::string("[MISSED] ") + target) != std::string::npos;
+    EXPECT_TRUE(met != missed) << "no single line for '" << target << "' in\n" << out;
+  }
+}
+
+// A JSON number that may have a fraction (json_number stops at the point).
+std::optional<double> json_double(const std::string& row, const std::string& key) {
+  const std::string k = "\"" + key + "\":";
+  const auto at = row.find(k);
+  if (at == std::string::npos) return std::nullopt;
+  try {
+    return std::stod(row.substr(at + k.size()));
+  } catch (const std::exception&) {
+    return std::nullopt;
+  }
+}
+
+// A short rate sweep: every row says which rate it was asked for and what it
+// got, the delays of every record are ordered, the CPU figures are there, and
+// every record is accounted for, paced or not. Rate 0 runs the consumers idle.
+TEST(BenchCli, RateSweepReportsDelayAndCpuPerRate) {
+  REQUIRE_BPF();
+  std::string out, err;
+  ASSERT_EQ(run_cli({"bench", "--rate", "0,200,2000,max", "--duration", "0.3", "--rounds", "1",
+                     "--producers", "1", "--consumers", "perfbuf,libbpf-perfbuf,perfbuf-ringbuf",
+                     "--json"},
+                    out, err),
+            0)
+      << err;
+  for (const char* consumer : {"perfbuf", "libbpf-perfbuf", "perfbuf-ringbuf"}) {
+    const std::vector<std::string> rows = rows_of(out, consumer);
+    ASSERT_EQ(rows.size(), 4u) << consumer << " in\n" << out;
+    int unpaced = 0;
+    for (const std::string& row : rows) {
+      for (const char* field : {"achieved_rate", "latency_p50_us", "latency_p99_us",
+                                "latency_max_us", "consumer_cpu_pct",
+                                "producer_cpu_ns_per_record", "wakeups_per_s", "lost"})
+        ASSERT_TRUE(json_double(row, field).has_value()) << field << " in " << row;
+      const double cpu = *json_double(row, "consumer_cpu_pct");
+      EXPECT_GE(cpu, 0) << row;
+      EXPECT_LE(cpu, 110) << row;  // one thread: at most a core, and a little rounding
+      const double p50 = *json_double(row, "latency_p50_us");
+      const double p99 = *json_double(row, "latency_p99_us");
+      const double max = *json_double(row, "latency_max_us");
+      EXPECT_LE(p50, p99) << row;
+      EXPECT_LE(p99, max) << row;
+      const double achieved = *json_double(row, "achieved_rate");
+      if (row.find("\"rate\":\"max\"") != std::string::npos) {
+        ++unpaced;
+        expect_every_record_accounted_for(row);
+        EXPECT_GT(max, 0) << row;
+        continue;
+      }
+      const std::optional<double> rate = json_double(row, "rate");
+      ASSERT_TRUE(rate.has_value()) << row;
+      if (*rate == 0) {  // idle: nothing produced, nothing delivered
+        EXPECT_EQ(json_number(row, "produced"), 0) << row;
+        EXPECT_EQ(json_number(row, "consumed"), 0) << row;
+        EXPECT_EQ(achieved, 0) << row;
+        EXPECT_EQ(max, 0) << row;
+        continue;
+      }
+      expect_every_record_accounted_for(row);
+      // Paced: near the asked rate (loosely: the machine may be shared).
+      EXPECT_GT(achieved, *rate / 3) << row;
+      EXPECT_LT(achieved, *rate * 1.5) << row;
+      EXPECT_GT(max, 0) << row;
+    }
+    EXPECT_EQ(unpaced, 1) << consumer;
+  }
+}
+
+// The text report of a sweep judges the rate targets of perfbuf's default
+// from the same run, each as one line: met, missed, or n/a when the sweep
+// lacks what the target needs. Never asserted: speed is for the benchmark.
+TEST(BenchCli, RateSweepPrintsTheRateTargets) {
+  REQUIRE_BPF();
+  std::string out, err;
+  ASSERT_EQ(run_cli({"bench", "--rate", "0,100,1000,10000,100000,max", "--duration", "0.15",
+                     "--rounds", "1", "--producers", "1", "--consumers",
+                     "perfbuf,perfbuf-every-64,libbpf-perfbuf"},
+                    out, err),
+            0)
+      << err;
+  EXPECT_EQ(out.find("accounting error"), std::string::npos) << out;
+  const auto judged = [&](const std::string& target) {
+    int lines = 0;
+    for (const char* verdict : {"[met] ", "[MISSED] "})
+      for (auto at = out.find(verdict + target); at != std::string::npos;
+           at = out.find(verdict + target, at + 1))
+        ++lines;
+    return lines;
+  };
+  for (const char* target :
+       {"p99 delay <= 100 us at 100/s: ", "p99 delay <= 100 us at 1000/s: ",
+        "p99 delay <= 100 us at 10000/s: ", "p99 delay <= 1000 us at 100000/s: ",
+        "at max >= 0.95x the best fixed perfbuf policy (perfbuf-every-64) with 0 lost: ",
+        "consumer CPU <= libbpf-perfbuf's at 100/s: ", "consumer CPU <= libbpf-perfbuf's at 1000/s: ",
+        "consumer CPU <= libbpf-perfbuf's at 10000/s: ",
+        "consumer CPU <= libbpf-perfbuf's at 100000/s: ", "idle (rate 0) CPU <= 0.1% of a core: "})
+    EXPECT_EQ(judged(target), 1) << "no single line for '" << target << "' in\n" << out;
 }
 
 // Rings of two pages and 4 KiB records: a ring holds one record, so the
