@@ -50,7 +50,10 @@ class RingbufRing final : public PolledRing {
     const DrainResult r = cursor_.drain(visitor, budget);
     pass.records += r.records;
     pass.stopped = r.stopped;
-    more = (r.stopped || r.records == budget) && cursor_.readable() != 0;
+    // Under the kernel's rule a record committed while the drain ran woke no
+    // one (the reader was behind): come back for it rather than at the flush.
+    more = (r.stopped || r.records == budget || kernel_wakes_per_record()) &&
+           cursor_.readable() != 0;
     if (r.corrupt) {
       ++stats.corrupt;
       pass.add_error(Error(EBADMSG, std::string("ring buffer: ") + r.corrupt +
@@ -71,6 +74,9 @@ class RingbufRing final : public PolledRing {
         return 0;
     }
   }
+
+  // Whether the kernel wakes the reader for a record only when it was caught up.
+  bool kernel_wakes_per_record() const { return !counts_ || wakeup_bytes() == 0; }
 
   // Wakeup::adaptive(): per-record wakeups while traffic is light, the
   // watermark (and a drain every kAdaptivePoll) while it is heavy.

@@ -80,6 +80,26 @@ TEST(RingbufKernel, PollIsWokenByTheKernel) {
   EXPECT_EQ(reader.total_stats().wakeups, 1u);
 }
 
+TEST(RingbufKernel, RecordsCommittedDuringADrainDoNotWaitForTheFlush) {
+  REQUIRE_BPF();
+  // The kernel wakes the reader only for a record written while it was caught
+  // up: one committed while a drain runs wakes no one.
+  WriteTracer tracer(ringbuf_filter(4 << 20));
+  std::uint64_t received = 0;
+  Reader reader(tracer.events_map(), [&](const Sample&) { ++received; }, {},
+                Options{.max_delay = std::chrono::minutes(1)});
+  const int prog = tracer.raw_tracepoint_fd();
+  constexpr int kRecords = 20000;
+  std::thread writer([prog] {
+    for (int i = 0; i < kRecords; ++i) fire_on_cpu(prog, 0);
+  });
+  const auto start = std::chrono::steady_clock::now();
+  while (received < kRecords && std::chrono::steady_clock::now() - start < std::chrono::seconds(10))
+    ASSERT_TRUE(reader.poll(milliseconds(100)).ok());
+  writer.join();
+  EXPECT_EQ(received, static_cast<std::uint64_t>(kRecords)) << "records left waiting for the flush";
+}
+
 TEST(RingbufKernel, FullRingBufferAccountsForEveryRecord) {
   REQUIRE_BPF();
   // One page: room for 128 records of 32 bytes (8-byte header + 24).
