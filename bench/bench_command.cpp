@@ -48,8 +48,9 @@ constexpr const char* kUsage =
     "                    default, 512 KiB worth);\n"
     "                    the ring buffer gets the same total size\n"
     "  --consumers LIST  which consumers (default all):\n"
-    "                    ceiling, perfbuf, perfbuf-ordered, perfbuf-every-record,\n"
-    "                    perfbuf-every-64, perfbuf-low-latency, libbpf-perfbuf,\n"
+    "                    ceiling, perfbuf, perfbuf-ordered, perfbuf-watermark,\n"
+    "                    perfbuf-every-record, perfbuf-every-64, perfbuf-low-latency,\n"
+    "                    libbpf-perfbuf,\n"
     "                    libbpf-perfbuf-tuned, perfbuf-ringbuf, libbpf-ringbuf\n"
     "  --json            one JSON object per consumer and configuration\n"
     "  --plot FILE.png   also draw throughput and CPU per record (needs gnuplot)\n"
@@ -532,7 +533,8 @@ void print_rate_targets(const std::vector<Row>& rows, const BenchArgs& args) {
   // Unpaced: at least 0.95 of the best fixed policy, losing nothing.
   if (const Row* pb = row("perfbuf", std::nullopt)) {
     const Row* best = nullptr;
-    for (const char* fixed : {"perfbuf-every-record", "perfbuf-every-64", "perfbuf-low-latency"})
+    for (const char* fixed : {"perfbuf-watermark", "perfbuf-every-record", "perfbuf-every-64",
+                              "perfbuf-low-latency"})
       if (const Row* r = row(fixed, std::nullopt))
         if (!best || r->figures.consumed_per_s > best->figures.consumed_per_s) best = r;
     if (!best) {

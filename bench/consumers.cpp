@@ -157,8 +157,9 @@ class LibbpfRingbufConsumer final : public Consumer {
 
 const std::vector<std::string>& consumer_names() {
   static const std::vector<std::string> names = {
-      "ceiling",          "perfbuf",        "perfbuf-ordered",      "perfbuf-every-record",
-      "perfbuf-every-64", "perfbuf-low-latency", "libbpf-perfbuf",  "libbpf-perfbuf-tuned",
+      "ceiling",          "perfbuf",        "perfbuf-ordered",      "perfbuf-watermark",
+      "perfbuf-every-record", "perfbuf-every-64", "perfbuf-low-latency", "libbpf-perfbuf",
+      "libbpf-perfbuf-tuned",
       "perfbuf-ringbuf",  "libbpf-ringbuf"};
   return names;
 }
@@ -192,6 +193,7 @@ std::unique_ptr<Consumer> make_consumer(std::string_view name, const BenchProgra
     reader.count_outputs(program.counts_fd());
     return std::make_unique<PerfbufConsumer>(std::move(reader), false);
   }
+  if (name == "perfbuf-watermark") return perfbuf(Wakeup::watermark(0), no_spin, false);
   if (name == "perfbuf-every-record") return perfbuf(Wakeup::every_record(), no_spin, false);
   if (name == "perfbuf-every-64") return perfbuf(Wakeup::every(64), no_spin, false);
   if (name == "perfbuf-low-latency")
