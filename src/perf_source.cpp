@@ -42,7 +42,7 @@ perf_event_attr ring_attr(const Options& o, std::size_t ring_bytes) {
       attr.wakeup_events = o.wakeup.value;
       break;
     case Wakeup::Mode::watermark_bytes:
-    case Wakeup::Mode::adaptive:  // the polled ring (see PerfSource::open)
+    case Wakeup::Mode::adaptive:  // the polled ring: wakes a reader that polls too rarely
       attr.watermark = 1;
       attr.wakeup_watermark = watermark_bytes(o.wakeup, ring_bytes);
       break;
@@ -116,16 +116,16 @@ struct EventRing {
   bool reads_lost;
 };
 
-// Wakeup::adaptive(): the ring the reader polls under heavy traffic, a
-// quarter of the size of the one that wakes it on every record. Bursts land
-// in the large one (traffic was light until then); the polled one is drained
-// every kAdaptivePoll, and wakes the reader when half full if that is late.
-std::size_t polled_ring_bytes(std::size_t ring_bytes) {
-  return std::max(ring_bytes / 4, sys::page_size());
+// Wakeup::adaptive(): the ring that wakes the reader on every record while
+// traffic is light: a quarter of the polled ring (of pages_per_cpu), at least
+// 64 KiB (or all of a smaller ring). It only has to hold what arrives until
+// the reader, woken by the first record of a burst, moves the slot to the
+// polled ring; the polled ring holds what arrives between two drains of
+// sustained heavy traffic, and a reader that is late to be scheduled.
+std::size_t woken_ring_bytes(std::size_t ring_bytes) {
+  return std::min(ring_bytes, std::max<std::size_t>(ring_bytes / 4, 64 * 1024));
 }
 
-// Opens the event of `attr` on `cpu` and maps its ring. A kernel before 6.0
-// refuses PERF_FORMAT_LOST: attr then goes without it (for every CPU).
 std::unique_ptr<EventRing> open_event_ring(perf_event_attr& attr, int cpu, std::size_t ring_bytes,
                                            bool timestamps) {
   sys::Fd fd;
@@ -147,20 +147,22 @@ std::unique_ptr<EventRing> open_event_ring(perf_event_attr& attr, int cpu, std::
 // record with preemption off, so such a write ends within microseconds.)
 constexpr std::chrono::microseconds kSwitchGrace{200};
 
-// The perf ring(s) of one CPU. With Wakeup::adaptive() there are two: one
-// that wakes the reader on every record, where the map slot points while
-// traffic is light, and one a quarter of its size that the reader polls,
+// The perf ring(s) of one CPU. With Wakeup::adaptive() there are two: a
+// small one that wakes the reader on every record, where the map slot points
+// while traffic is light, and one of pages_per_cpu that the reader polls,
 // where it points while traffic is heavy (RateSwitch decides). After a switch the old ring is
 // read to the end before the new one, so the CPU's records stay in order.
 class PerfRing final : public PolledRing {
  public:
   using clock = std::chrono::steady_clock;
 
-  // polled: the ring that does not wake the reader under Wakeup::adaptive()
-  // (else the only one); woken: adaptive's ring that wakes it on every record.
+  // polled: the ring of pages_per_cpu (under Wakeup::adaptive(), the one
+  // that does not wake the reader per record); woken: adaptive's ring that does.
   PerfRing(int cpu, int index, std::unique_ptr<EventRing> polled, std::unique_ptr<EventRing> woken,
-           Slot slot, bool timestamps, const Handlers& handlers, std::vector<std::byte>& scratch)
+           Slot slot, bool wakes_every_record, bool timestamps, const Handlers& handlers,
+           std::vector<std::byte>& scratch)
       : PolledRing(cpu, index),
+        wakes_every_record_(wakes_every_record),
         rings_{std::move(polled), std::move(woken)},
         active_(rings_[1] ? 1 : 0),
         slot_(slot),
@@ -168,15 +170,19 @@ class PerfRing final : public PolledRing {
         scratch_(scratch),
         timestamps_(timestamps) {}
 
-  // The ring of Options::pages_per_cpu: the only one, or adaptive's woken one.
-  int fd() const noexcept override { return rings_[rings_[1] ? 1 : 0]->fd.get(); }
-  int second_fd() const noexcept override { return rings_[1] ? rings_[0]->fd.get() : -1; }
+  // The ring of Options::pages_per_cpu.
+  int fd() const noexcept override { return rings_[0]->fd.get(); }
+  int second_fd() const noexcept override { return rings_[1] ? rings_[1]->fd.get() : -1; }
   // The event the map slot holds now.
   int slot_fd() const noexcept { return rings_[active_]->fd.get(); }
   bool readable() const noexcept override {
     return rings_[0]->parser.readable() != 0 || (rings_[1] && rings_[1]->parser.readable() != 0);
   }
   bool polled() const noexcept override { return rings_[1] && active_ == 0; }
+  // Every record wakes the reader: nothing waits for a flush.
+  bool needs_flush() const noexcept override {
+    return !wakes_every_record_ && !(rings_[1] && active_ == 1 && old_ < 0);
+  }
 
   bool timed() const noexcept override { return timestamps_; }
 
@@ -341,6 +347,7 @@ class PerfRing final : public PolledRing {
                                       "; skipped the rest of the ring"));
   }
 
+  bool wakes_every_record_;              // Wakeup::every_record()
   std::unique_ptr<EventRing> rings_[2];  // [0] polled, [1] woken (adaptive only)
   int active_;                           // the one the map slot points to
   int old_ = -1;                         // the one switched away from, until drained
@@ -373,20 +380,20 @@ class PerfSource final : public Source {
     const std::size_t ring_bytes = options.pages_per_cpu * sys::page_size();
     scratch_.resize(std::min(ring_bytes, kMaxRecordBytes + 1));
     const bool adaptive = options.wakeup.mode == Wakeup::Mode::adaptive;
-    const std::size_t polled_bytes = adaptive ? polled_ring_bytes(ring_bytes) : ring_bytes;
-    perf_event_attr attr = ring_attr(options, polled_bytes);
-    if (adaptive) attr.wakeup_watermark = static_cast<std::uint32_t>(polled_bytes / 2);
+    perf_event_attr attr = ring_attr(options, ring_bytes);
     perf_event_attr woken_attr = attr;
     woken_attr.watermark = 0;
     woken_attr.wakeup_events = 1;
     const Slot slot{map_fd_.get(), map_id_, this};
     rings.reserve(cpus.size());
     for (int cpu : cpus) {
-      auto polled = open_event_ring(attr, cpu, polled_bytes, options.timestamps);
+      auto polled = open_event_ring(attr, cpu, ring_bytes, options.timestamps);
       std::unique_ptr<EventRing> woken;
-      if (adaptive) woken = open_event_ring(woken_attr, cpu, ring_bytes, options.timestamps);
-      auto ring = std::make_unique<PerfRing>(cpu, index, std::move(polled), std::move(woken), slot,
-                                             options.timestamps, handlers, scratch_);
+      if (adaptive)
+        woken = open_event_ring(woken_attr, cpu, woken_ring_bytes(ring_bytes), options.timestamps);
+      auto ring = std::make_unique<PerfRing>(
+          cpu, index, std::move(polled), std::move(woken), slot,
+          options.wakeup.mode == Wakeup::Mode::every_record, options.timestamps, handlers, scratch_);
       const int slot_fd = ring->slot_fd();
       // In rings first (reserved: cannot throw), so that whatever fails next,
       // the destructor takes the ring out of the map again.

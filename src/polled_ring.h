@@ -48,6 +48,11 @@ class PolledRing {
   // Whether the ring does not wake the reader now, so the loop must drain it
   // every kAdaptivePoll (Wakeup::adaptive() under heavy traffic).
   virtual bool polled() const noexcept { return false; }
+  // Whether records may wait in the ring without waking the reader (a
+  // watermark, every n records), so the loop must drain it every max_delay.
+  // A ring that wakes the reader for every record needs no timer: an idle
+  // reader then sleeps for as long as its caller lets it.
+  virtual bool needs_flush() const noexcept { return true; }
   // Whether records are waiting (busy polling looks here without a wakeup).
   virtual bool readable() const noexcept = 0;
   // Hands at most `budget` records to the handlers. Sets `more` when the

@@ -167,8 +167,15 @@ bool Poller::any_readable() const {
                      [](const PolledRing* r) { return r && r->readable(); });
 }
 
-bool Poller::any_polled() const {
-  return std::any_of(rings_.begin(), rings_.end(), [](const PolledRing* r) { return r && r->polled(); });
+std::optional<Poller::clock::duration> Poller::flush_interval() const {
+  bool flush = options_.ordered;  // records held back by the window need a pass later
+  for (const PolledRing* r : rings_) {
+    if (!r) continue;
+    if (r->polled()) return std::min<clock::duration>(options_.max_delay, kAdaptivePoll);
+    flush = flush || r->needs_flush();
+  }
+  if (!flush) return std::nullopt;
+  return options_.max_delay;
 }
 
 bool Poller::any_more() const {
@@ -195,12 +202,9 @@ Result<std::size_t> Poller::poll(std::chrono::milliseconds timeout, const sigset
         }
       }
     }
-    // Rings that do not wake the reader (adaptive, heavy traffic) are drained
-    // every kAdaptivePoll; all of them at least every max_delay.
-    const clock::duration flush_every =
-        any_polled() ? std::min<clock::duration>(options_.max_delay, kAdaptivePoll)
-                     : clock::duration(options_.max_delay);
-    const clock::time_point next_flush = last_flush_ + flush_every;
+    const std::optional<clock::duration> flush_every = flush_interval();
+    const clock::time_point next_flush =
+        flush_every ? last_flush_ + *flush_every : clock::time_point::max();
     // Rings left with records by their budget are served again without a wait.
     const clock::duration wait =
         any_more() ? clock::duration::zero()

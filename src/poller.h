@@ -8,6 +8,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <optional>
 #include <vector>
 
 #include "polled_ring.h"
@@ -56,7 +57,10 @@ class Poller {
   void drain_more(Pass& pass);
   bool any_readable() const;
   bool any_more() const;
-  bool any_polled() const;
+  // How often every ring must be drained: kAdaptivePoll while a ring is
+  // polled, max_delay while records may wait below a wakeup threshold (or
+  // for the reorder window), never when every ring wakes the reader per record.
+  std::optional<clock::duration> flush_interval() const;
   PolledRing* ring_of(std::uint64_t token) const;
 
   LoopOptions options_;

@@ -29,6 +29,7 @@ class RingbufRing final : public PolledRing {
   bool edge_triggered() const noexcept override { return true; }
   bool readable() const noexcept override { return cursor_.readable() != 0; }
   bool polled() const noexcept override { return counts_ && switch_.polled(); }
+  bool needs_flush() const noexcept override { return !kernel_wakes_per_record(); }
 
   // The program's counts map (<perfbuf/bpf.h>): through it the reader tells
   // the program when to wake it. Without one the kernel's rule stays: a
