@@ -114,6 +114,7 @@ struct EventRing {
   sys::Mapping mapping;
   RingParser parser;
   bool reads_lost;
+  std::uint64_t lost_read = 0;  // lost() when last read
 };
 
 // Wakeup::adaptive(): the ring that wakes the reader on every record while
@@ -176,6 +177,8 @@ class PerfRing final : public PolledRing {
   // The event the map slot holds now.
   int slot_fd() const noexcept { return rings_[active_]->fd.get(); }
   bool readable() const noexcept override {
+    for (const auto& ring : retired_)
+      if (ring->parser.unread() != 0) return true;
     return rings_[0]->parser.readable() != 0 || (rings_[1] && rings_[1]->parser.readable() != 0);
   }
   bool polled() const noexcept override { return rings_[1] && active_ == 0; }
@@ -257,12 +260,32 @@ class PerfRing final : public PolledRing {
     report_lost();
   }
 
+  // Its CPU went offline, which ended its events for good (the kernel does
+  // not turn them on again when the CPU returns): new events take over, the
+  // map slot points to them, and what the old rings hold is read first.
+  void reopen(std::unique_ptr<EventRing> polled, std::unique_ptr<EventRing> woken) {
+    if (old_ >= 0) retired_.push_back(std::move(rings_[old_]));
+    old_ = -1;
+    for (int i : {active_, 1 - active_})
+      if (rings_[i]) retired_.push_back(std::move(rings_[i]));
+    rings_[0] = std::move(polled);
+    rings_[1] = std::move(woken);
+    slot_owners().store_if_owner(slot_, cpu(), rings_[active_]->fd.get());
+  }
+
  private:
   // The ring to read now: the one switched away from until it is empty and no
   // late write can land in it any more, then the active one; nullptr while
   // the old one is empty but a write may still land. take_all (consume())
   // waits that out instead: at most kSwitchGrace.
   RingParser* reading(clock::time_point now, bool take_all) {
+    while (!retired_.empty()) {  // rings of events a CPU's going offline ended: no more writes
+      RingParser& parser = retired_.front()->parser;
+      if (parser.unread() != 0) return &parser;
+      dropped_lost_ += retired_.front()->lost();
+      retired_.erase(retired_.begin());
+      report_lost();
+    }
     if (old_ < 0) return &rings_[active_]->parser;
     RingParser& old = rings_[old_]->parser;
     if (old.unread() != 0) return &old;
@@ -279,7 +302,7 @@ class PerfRing final : public PolledRing {
 
   // Takes the kernel's count of the records ring i dropped.
   void read_lost(int i) {
-    read_lost_[i] = rings_[i]->lost();
+    rings_[i]->lost_read = rings_[i]->lost();
     report_lost();
   }
 
@@ -335,8 +358,11 @@ class PerfRing final : public PolledRing {
   // from the events, and the program's (<perfbuf/bpf.h>). The largest is
   // the most recent.
   void report_lost() {
-    const std::uint64_t grown =
-        std::max({kernel_lost_, counted_lost_, read_lost_[0] + read_lost_[1]}) - stats.lost;
+    std::uint64_t read = dropped_lost_;
+    for (const auto& ring : rings_)
+      if (ring) read += ring->lost_read;
+    for (const auto& ring : retired_) read += ring->lost_read;
+    const std::uint64_t grown = std::max({kernel_lost_, counted_lost_, read}) - stats.lost;
     if (grown == 0) return;
     stats.lost += grown;
     if (handlers_.on_lost) handlers_.on_lost(cpu(), grown);
@@ -361,13 +387,24 @@ class PerfRing final : public PolledRing {
   RingParser* next_ = nullptr;      // the ring next_time() found the next sample in
   std::uint64_t kernel_lost_ = 0;   // from the kernel's loss records
   std::uint64_t counted_lost_ = 0;  // from the program's counts (Reader::count_outputs)
-  std::uint64_t read_lost_[2] = {};  // read from the events (PERF_FORMAT_LOST)
+  std::vector<std::unique_ptr<EventRing>> retired_;  // read before rings_, oldest first
+  std::uint64_t dropped_lost_ = 0;  // PERF_FORMAT_LOST of retired rings read to the end
 };
 
 class PerfSource final : public Source {
  public:
-  PerfSource(sys::Fd map_fd, std::uint32_t map_id, Handlers handlers)
-      : Source(std::move(handlers)), map_fd_(std::move(map_fd)), map_id_(map_id) {}
+  PerfSource(sys::Fd map_fd, const sys::MapInfo& info, Handlers handlers, const Options& options,
+             int index)
+      : Source(std::move(handlers)),
+        map_fd_(std::move(map_fd)),
+        map_id_(info.id),
+        map_slots_(info.max_entries),
+        options_(options),
+        index_(index),
+        ring_bytes_(options.pages_per_cpu * sys::page_size()),
+        attr_(ring_attr(options, ring_bytes_)) {
+    scratch_.resize(std::min(ring_bytes_, kMaxRecordBytes + 1));
+  }
   ~PerfSource() override {
     // Take our rings out of the map so the program stops writing to them,
     // unless another reader of this process has put its own there since.
@@ -376,34 +413,54 @@ class PerfSource final : public Source {
     rings.clear();  // before the handlers and scratch buffer they refer to
   }
 
-  void open(const std::vector<int>& cpus, const Options& options, int index) {
-    const std::size_t ring_bytes = options.pages_per_cpu * sys::page_size();
-    scratch_.resize(std::min(ring_bytes, kMaxRecordBytes + 1));
-    const bool adaptive = options.wakeup.mode == Wakeup::Mode::adaptive;
-    perf_event_attr attr = ring_attr(options, ring_bytes);
-    perf_event_attr woken_attr = attr;
-    woken_attr.watermark = 0;
-    woken_attr.wakeup_events = 1;
-    const Slot slot{map_fd_.get(), map_id_, this};
+  void open(const std::vector<int>& cpus) {
     rings.reserve(cpus.size());
-    for (int cpu : cpus) {
-      auto polled = open_event_ring(attr, cpu, ring_bytes, options.timestamps);
-      std::unique_ptr<EventRing> woken;
-      if (adaptive)
-        woken = open_event_ring(woken_attr, cpu, woken_ring_bytes(ring_bytes), options.timestamps);
-      auto ring = std::make_unique<PerfRing>(
-          cpu, index, std::move(polled), std::move(woken), slot,
-          options.wakeup.mode == Wakeup::Mode::every_record, options.timestamps, handlers, scratch_);
-      const int slot_fd = ring->slot_fd();
-      // In rings first (reserved: cannot throw), so that whatever fails next,
-      // the destructor takes the ring out of the map again.
-      rings.push_back(std::move(ring));
-      slot_owners().claim(map_id_, cpu, this);
-      sys::map_set(map_fd_.get(), cpu, slot_fd);
+    for (int cpu : cpus) open_cpu(cpu);
+  }
+
+  CpuChange follow_cpus(const std::vector<int>& online, const std::set<int>& returned) override {
+    CpuChange change;
+    for (int cpu : online) {
+      if (PolledRing* ring = ring_of_cpu(cpu)) {
+        if (!returned.count(cpu)) continue;
+        auto [polled, woken] = open_events(cpu);
+        static_cast<PerfRing*>(ring)->reopen(std::move(polled), std::move(woken));
+        change.reopened.push_back(ring);
+      } else if (options_.cpus.empty() && static_cast<std::uint32_t>(cpu) < map_slots_) {
+        open_cpu(cpu);  // online for the first time since the reader began
+        change.added.push_back(rings.back().get());
+      }
     }
+    return change;
   }
 
  private:
+  // The events and rings of one CPU: the polled one and (adaptive) the woken one.
+  std::pair<std::unique_ptr<EventRing>, std::unique_ptr<EventRing>> open_events(int cpu) {
+    auto polled = open_event_ring(attr_, cpu, ring_bytes_, options_.timestamps);
+    std::unique_ptr<EventRing> woken;
+    if (options_.wakeup.mode == Wakeup::Mode::adaptive) {
+      perf_event_attr woken_attr = attr_;
+      woken_attr.watermark = 0;
+      woken_attr.wakeup_events = 1;
+      woken = open_event_ring(woken_attr, cpu, woken_ring_bytes(ring_bytes_), options_.timestamps);
+    }
+    return {std::move(polled), std::move(woken)};
+  }
+
+  void open_cpu(int cpu) {
+    auto [polled, woken] = open_events(cpu);
+    auto ring = std::make_unique<PerfRing>(
+        cpu, index_, std::move(polled), std::move(woken), Slot{map_fd_.get(), map_id_, this},
+        options_.wakeup.mode == Wakeup::Mode::every_record, options_.timestamps, handlers, scratch_);
+    const int slot_fd = ring->slot_fd();
+    // In rings first, so that whatever fails next, the destructor takes the
+    // ring out of the map again.
+    rings.push_back(std::move(ring));
+    slot_owners().claim(map_id_, cpu, this);
+    sys::map_set(map_fd_.get(), cpu, slot_fd);
+  }
+
   PolledRing* ring_of_cpu(int cpu) override {
     for (const auto& r : rings)
       if (r->cpu() == cpu) return r.get();
@@ -412,6 +469,11 @@ class PerfSource final : public Source {
 
   sys::Fd map_fd_;  // our own duplicate, so the map outlives the reader's use of it
   std::uint32_t map_id_;
+  std::uint32_t map_slots_;
+  Options options_;
+  int index_;
+  std::size_t ring_bytes_;
+  perf_event_attr attr_;  // without PERF_FORMAT_LOST once the kernel refused it
   std::vector<std::byte> scratch_;  // wrapped records, shared by the rings of this map
 };
 
@@ -428,8 +490,9 @@ std::unique_ptr<Source> open_perf_source(sys::Fd map_fd, const sys::MapInfo& inf
                              std::to_string(cpu) +
                              ": leave max_entries unset (libbpf sizes it to the CPU count) "
                              "or make it larger than the highest CPU id");
-  auto source = std::make_unique<PerfSource>(std::move(map_fd), info.id, std::move(handlers));
-  source->open(cpus, options, index);
+  auto source = std::make_unique<PerfSource>(std::move(map_fd), info, std::move(handlers), options,
+                                             index);
+  source->open(cpus);
   return source;
 }
 

@@ -17,6 +17,7 @@ namespace {
 // being taken for a ring.
 constexpr std::uint64_t kTokenTag = std::uint64_t{0x70666266} << 32;  // "pfbf"
 constexpr std::uint64_t kWakeToken = kTokenTag | 0xffffffff;
+constexpr std::uint64_t kHotplugToken = kTokenTag | 0xfffffffe;
 
 // Runs the handlers of signals that are pending and that `wait_mask` unblocks,
 // as a wait under that mask would have. True if there was one.
@@ -50,10 +51,28 @@ Poller::Poller(LoopOptions options)
   events_.resize(1);
 }
 
+bool Poller::on_cpus_changed(std::function<void(const sys::CpuEvents&)> changed) {
+  if (uevents_.get() < 0) {
+    uevents_ = sys::uevent_open();
+    if (uevents_.get() < 0) return false;
+    sys::epoll_add(epoll_.get(), uevents_.get(), kHotplugToken);
+  }
+  cpus_changed_ = std::move(changed);
+  return true;
+}
+
+void Poller::rewatch(PolledRing& ring) {
+  const auto it = std::find(rings_.begin(), rings_.end(), &ring);
+  if (it == rings_.end()) return;
+  const std::uint64_t token = kTokenTag | static_cast<std::uint64_t>(it - rings_.begin());
+  for (int fd : {ring.fd(), ring.second_fd()})
+    if (fd >= 0) sys::epoll_add(epoll_.get(), fd, token, ring.edge_triggered());
+}
+
 std::uint32_t Poller::add(PolledRing& ring) {
   auto free = std::find(rings_.begin(), rings_.end(), nullptr);
   const auto id = static_cast<std::uint32_t>(free - rings_.begin());
-  if (id == 0xffffffff) throw Error(EMFILE, "poll loop: too many rings");
+  if (id >= 0xfffffffe) throw Error(EMFILE, "poll loop: too many rings");
   sys::epoll_add(epoll_.get(), ring.fd(), kTokenTag | id, ring.edge_triggered());
   if (ring.second_fd() >= 0) {
     try {
@@ -218,18 +237,29 @@ Result<std::size_t> Poller::poll(std::chrono::milliseconds timeout, const sigset
     }
     // Every ring epoll reported is drained, even after one fails: its readiness is used up.
     bool woken = false, ready = false;
+    sys::CpuEvents cpu_events;
     std::optional<std::uint64_t> foreign;
     for (int i = 0; i < n; ++i) {
       const std::uint64_t token = events_[i].data.u64;
       if (token == kWakeToken) {
         sys::eventfd_clear(wake_.get());
         woken = true;
+      } else if (token == kHotplugToken) {
+        cpu_events = sys::uevent_read_cpus(uevents_.get());
       } else if (PolledRing* ring = ring_of(token)) {
         ++ring->stats.wakeups;
         if (!options_.ordered) drain(*ring, pass, options_.ring_budget);
         else ready = true;  // merged below, with every other ring
       } else {
         foreign = token;
+      }
+    }
+    // After the events: following the CPUs may add rings (and grow events_).
+    if (cpu_events.any && cpus_changed_) {
+      try {
+        cpus_changed_(cpu_events);
+      } catch (const Error& e) {
+        pass.add_error(e);
       }
     }
     if (ready) drain_ordered(pass, options_.ring_budget, /*hold_recent=*/true);

@@ -7,6 +7,7 @@
 #include <sys/epoll.h>
 
 #include <chrono>
+#include <functional>
 #include <cstdint>
 #include <optional>
 #include <vector>
@@ -42,6 +43,12 @@ class Poller {
   Result<std::size_t> consume();
   Result<std::size_t> consume(PolledRing& ring);
   void wake() noexcept { sys::eventfd_signal(wake_.get()); }
+  // Calls `changed` from poll() after CPUs went offline or online (it may add
+  // rings, or give rings new fds: rewatch()); false if this process cannot
+  // listen for hotplug events.
+  bool on_cpus_changed(std::function<void(const sys::CpuEvents&)> changed);
+  // Watches the ring's fd() and second_fd() again, after they changed.
+  void rewatch(PolledRing& ring);
   int epoll_fd() const noexcept { return epoll_.get(); }
 
  private:
@@ -66,6 +73,8 @@ class Poller {
   LoopOptions options_;
   sys::Fd epoll_;
   sys::Fd wake_;                     // eventfd in the epoll set: wake() ends a wait
+  sys::Fd uevents_;                  // the kernel's device events, for CPU hotplug
+  std::function<void(const sys::CpuEvents&)> cpus_changed_;
   std::vector<PolledRing*> rings_;   // by id; nullptr where a ring was removed
   std::vector<epoll_event> events_;
   clock::time_point last_flush_ = clock::now();

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <memory>
+#include <set>
 #include <string>
 
 #include "poller.h"
@@ -92,7 +93,33 @@ struct Reader::Impl {
   explicit Impl(Options o)
       : options(std::move(o)),
         poller({options.max_delay, options.busy_poll, options.ring_budget, options.ordered,
-                options.reorder_window, options.clock}) {}
+                options.reorder_window, options.clock}) {
+    // Impl does not move (Reader holds it by pointer): `this` stays valid.
+    poller.on_cpus_changed([this](const sys::CpuEvents& events) { follow_cpus(events); });
+  }
+
+  // CPUs that went offline and have not been seen online since.
+  std::set<int> went_offline;
+
+  // CPUs went offline or online: rings of CPUs back online get new events,
+  // new CPUs get rings (see Source::follow_cpus).
+  void follow_cpus(const sys::CpuEvents& events) {
+    const std::vector<int> online = online_cpus();
+    went_offline.insert(events.offline.begin(), events.offline.end());
+    if (events.lost)  // an offline event may be among those missed
+      for (const detail::PolledRing* ring : rings) went_offline.insert(ring->cpu());
+    std::set<int> returned;
+    for (int cpu : online)
+      if (went_offline.erase(cpu)) returned.insert(cpu);
+    for (auto& source : sources) {
+      const detail::Source::CpuChange change = source->follow_cpus(online, returned);
+      for (detail::PolledRing* ring : change.reopened) poller.rewatch(*ring);
+      for (detail::PolledRing* ring : change.added) {
+        poller.add(*ring);
+        rings.push_back(ring);
+      }
+    }
+  }
 
   void add(int map_fd, SampleHandler on_sample, LostHandler on_lost) {
     if (!on_sample) throw Error(EINVAL, "perfbuf::Reader: a sample handler is required");

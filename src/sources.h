@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <memory>
 #include <optional>
+#include <set>
 #include <vector>
 
 #include "output_counts.h"
@@ -25,6 +26,18 @@ class Source {
   // Adds what the counts grew by to the rings' stats and hands new failures
   // to the lost handler. Nothing without counts.
   void read_counts();
+
+  // After CPUs went offline or online: `online` now, of which `returned` went
+  // offline since the last call. Rings whose events a CPU's going offline
+  // ended are reopened, CPUs new to the source may get rings.
+  struct CpuChange {
+    std::vector<PolledRing*> added;     // to watch
+    std::vector<PolledRing*> reopened;  // to watch again: new fds
+  };
+  virtual CpuChange follow_cpus(const std::vector<int>& /*online*/,
+                                const std::set<int>& /*returned*/) {
+    return {};
+  }
 
   std::vector<std::unique_ptr<PolledRing>> rings;
   Handlers handlers;  // the map's, shared by its rings

@@ -4,12 +4,15 @@
 #include <bpf/libbpf.h>
 #include <fcntl.h>
 #include <sys/epoll.h>
+#include <sys/socket.h>
+#include <linux/netlink.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
 #include <climits>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <iterator>
@@ -179,6 +182,39 @@ int epoll_wait_for(int epoll_fd, epoll_event* events, int max_events,
   const auto ms = std::chrono::ceil<std::chrono::milliseconds>(timeout).count();
   return ::epoll_pwait(epoll_fd, events, max_events,
                        static_cast<int>(std::min<std::int64_t>(ms, INT_MAX)), sigmask);
+}
+
+Fd uevent_open() noexcept {
+  const int fd = ::socket(AF_NETLINK, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
+                          NETLINK_KOBJECT_UEVENT);
+  if (fd < 0) return Fd();
+  Fd owned(fd);
+  sockaddr_nl addr{};
+  addr.nl_family = AF_NETLINK;
+  addr.nl_groups = 1;  // the kernel's own events
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) < 0) return Fd();
+  return owned;
+}
+
+CpuEvents uevent_read_cpus(int fd) {
+  CpuEvents events;
+  char buf[8192];
+  for (;;) {
+    const ssize_t n = ::recv(fd, buf, sizeof buf - 1, 0);
+    if (n < 0 && errno == ENOBUFS) {  // events were dropped: any CPU may have gone away
+      events.any = events.lost = true;
+      continue;
+    }
+    if (n <= 0) return events;  // EAGAIN: all read
+    buf[n] = '\0';
+    // "ACTION@DEVPATH\0KEY=VALUE\0...": the header names the device.
+    constexpr char kCpu[] = "@/devices/system/cpu/cpu";
+    const char* at = std::strstr(buf, kCpu);
+    if (!at) continue;
+    events.any = true;
+    if (std::strncmp(buf, "offline@", 8) == 0)
+      events.offline.push_back(std::atoi(at + sizeof kCpu - 1));
+  }
 }
 
 Fd eventfd_create() {

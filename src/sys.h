@@ -95,6 +95,19 @@ void epoll_add(int epoll_fd, int fd, std::uint64_t token, bool edge_triggered = 
 int epoll_wait_for(int epoll_fd, epoll_event* events, int max_events,
                    std::chrono::nanoseconds timeout, const sigset_t* sigmask);
 
+// A non-blocking socket that receives the kernel's device events (netlink
+// uevents), among them CPUs going offline and online; an invalid Fd where the
+// kernel does not let this process listen (the reader then cannot follow hotplug).
+Fd uevent_open() noexcept;
+// Reads every pending event: whether one was about a CPU, and the CPUs that
+// went offline.
+struct CpuEvents {
+  bool any = false;
+  bool lost = false;  // the socket overflowed: events are missing
+  std::vector<int> offline;
+};
+CpuEvents uevent_read_cpus(int fd);
+
 // A non-blocking eventfd: signal() makes it readable from any thread (or a
 // signal handler), clear() makes it not readable again.
 Fd eventfd_create();
