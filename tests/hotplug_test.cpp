@@ -1,0 +1,115 @@
+// CPU hotplug on the real kernel: a CPU taken offline and brought back, under
+// load, several times. Every CPU is brought back online whatever happens.
+#include <gtest/gtest.h>
+
+#include <perfbuf/reader.h>
+
+#include <atomic>
+#include <chrono>
+#include <fstream>
+#include <map>
+#include <string>
+#include <thread>
+
+#include "bpf_support.h"
+#include "write_tracer.h"
+
+namespace perfbuf {
+namespace {
+
+using std::chrono::milliseconds;
+using testing::fire_on_cpu;
+using tools::WriteTracer;
+
+std::string online_file(int cpu) {
+  return "/sys/devices/system/cpu/cpu" + std::to_string(cpu) + "/online";
+}
+
+// Empty on success, else why the kernel refused.
+std::string set_online(int cpu, bool online) {
+  std::ofstream f(online_file(cpu));
+  if (!f) return "cannot open " + online_file(cpu) + " (not root, or the CPU cannot be unplugged)";
+  f << (online ? "1" : "0") << std::flush;
+  if (!f) return "the kernel refused to take CPU " + std::to_string(cpu) +
+                 (online ? " online" : " offline");
+  return {};
+}
+
+// Brings every CPU that is offline back online when the test ends, passed or not.
+struct AllCpusBackOnline {
+  ~AllCpusBackOnline() {
+    for (int cpu = 1; cpu < 4096; ++cpu) {
+      std::ifstream f(online_file(cpu));
+      if (!f) {
+        if (cpu > 64) break;
+        continue;
+      }
+      int online = 1;
+      f >> online;
+      if (!online) set_online(cpu, true);
+    }
+  }
+};
+
+TEST(Hotplug, CpuOfflineAndBackUnderLoadLosesNothingSilently) {
+  REQUIRE_BPF();
+  REQUIRE_SECOND_CPU(cpu);
+  AllCpusBackOnline restore;
+  WriteTracer tracer({});
+  std::map<int, std::uint64_t> received;
+  std::uint64_t lost = 0;
+  Reader reader(tracer.events_map(), [&](const Sample& s) { ++received[s.cpu]; },
+                [&](int, std::uint64_t n) { lost += n; });
+  reader.count_outputs(tracer.counts_map());
+  const int prog = tracer.raw_tracepoint_fd();
+
+  // Load on both CPUs all along (a fire on an offline CPU fails: not an output).
+  std::atomic<bool> stop{false};
+  std::thread load([&] {
+    for (int i = 0; i < 1000000 && !stop; ++i) {
+      fire_on_cpu(prog, 0);
+      fire_on_cpu(prog, *cpu);
+    }
+  });
+  constexpr int kCycles = 3, kAfter = 200;
+  for (int cycle = 0; cycle < kCycles; ++cycle) {
+    for (int i = 0; i < 5; ++i) ASSERT_TRUE(reader.poll(milliseconds(5)).ok());
+    const std::string off = set_online(*cpu, false);
+    if (!off.empty()) {
+      stop = true;
+      load.join();
+      FAIL() << off;
+    }
+    for (int i = 0; i < 5; ++i) ASSERT_TRUE(reader.poll(milliseconds(5)).ok());
+    const std::string on = set_online(*cpu, true);
+    if (!on.empty()) {
+      stop = true;
+      load.join();
+      FAIL() << on;
+    }
+    // The kernel sends its CPU event before the write returns: one poll takes it.
+    ASSERT_TRUE(reader.poll(milliseconds(5)).ok());
+    // Records written on the CPU after it came back arrive.
+    const std::uint64_t before = received[*cpu];
+    for (int i = 0; i < kAfter; ++i) ASSERT_EQ(fire_on_cpu(prog, *cpu), 0);
+    for (int i = 0; i < 200 && received[*cpu] < before + kAfter; ++i)
+      ASSERT_TRUE(reader.poll(milliseconds(10)).ok());
+    EXPECT_GE(received[*cpu], before + kAfter) << "cycle " << cycle << ": the CPU's records stopped";
+  }
+  stop = true;
+  load.join();
+  ASSERT_TRUE(reader.consume().ok());
+
+  const CpuStats total = reader.total_stats();
+  std::uint64_t records = 0;
+  for (const auto& [c, n] : received) records += n;
+  EXPECT_EQ(records, total.records);
+  EXPECT_EQ(total.attempts, tracer.attempts());
+  EXPECT_EQ(total.records + total.lost + total.failed, total.attempts)
+      << "records " << total.records << ", lost " << total.lost << ", failed " << total.failed;
+  EXPECT_EQ(lost, total.lost + total.failed);
+  EXPECT_EQ(reader.ring_count(), online_cpus().size()) << "one ring per CPU, no more";
+}
+
+}  // namespace
+}  // namespace perfbuf
