@@ -203,3 +203,31 @@ int perfbuf__epoll_fd(const perfbuf_t* pb) {
 const char* perfbuf_last_error(void) { return last_error.c_str(); }
 
 }  // extern "C"
+
+extern "C" int perfbuf__ring_stats(const perfbuf_t* pb, size_t buf_idx,
+                                   struct perfbuf_ring_stats* stats) {
+  return guarded("perfbuf__ring_stats", [&] {
+    if (!stats || stats->sz < sizeof stats->sz)
+      throw perfbuf::Error(EINVAL, "stats is NULL or stats->sz is not set: set it to "
+                                   "sizeof(struct perfbuf_ring_stats)");
+    const std::vector<perfbuf::CpuStats> all = pb->reader.stats();
+    if (buf_idx >= all.size())
+      throw perfbuf::Error(EINVAL, "buf_idx " + std::to_string(buf_idx) + ": there are only " +
+                                       std::to_string(all.size()) + " rings");
+    const perfbuf::CpuStats& c = all[buf_idx];
+    perfbuf_ring_stats out{};
+    out.sz = stats->sz;
+    out.cpu = c.cpu;
+    out.records = c.records;
+    out.bytes = c.bytes;
+    out.lost = c.lost;
+    out.attempts = c.attempts;
+    out.failed = c.failed;
+    out.wakeups = c.wakeups;
+    out.drains = c.drains;
+    out.drain_ns = c.drain_ns;
+    out.fill_high_water = c.fill_high_water;
+    std::memcpy(stats, &out, std::min(stats->sz, sizeof out));
+    return 0;
+  });
+}

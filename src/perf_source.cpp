@@ -181,6 +181,13 @@ class PerfRing final : public PolledRing {
       if (ring->parser.unread() != 0) return true;
     return rings_[0]->parser.readable() != 0 || (rings_[1] && rings_[1]->parser.readable() != 0);
   }
+  std::uint64_t fill() const noexcept override {
+    std::uint64_t bytes = 0;
+    for (const auto& ring : retired_) bytes += ring->parser.readable();
+    for (const auto& ring : rings_)
+      if (ring) bytes += ring->parser.readable();
+    return bytes;
+  }
   bool polled() const noexcept override { return rings_[1] && active_ == 0; }
   // Every record wakes the reader: nothing waits for a flush.
   bool needs_flush() const noexcept override {

@@ -55,6 +55,8 @@ class PolledRing {
   virtual bool needs_flush() const noexcept { return true; }
   // Whether records are waiting (busy polling looks here without a wakeup).
   virtual bool readable() const noexcept = 0;
+  // The bytes waiting to be read (for CpuStats::fill_high_water).
+  virtual std::uint64_t fill() const noexcept = 0;
   // Hands at most `budget` records to the handlers. Sets `more` when the
   // budget ran out with records left, so the loop comes back without waiting.
   virtual void drain(Pass& pass, std::uint64_t budget) = 0;

@@ -43,6 +43,26 @@ Error foreign_fd_error(std::uint64_t token) {
                            "add your fds to your own set, and use wake() to stop a poll()");
 }
 
+// Counts a drain of `ring` and its time, and how full the ring was when it began.
+class Telemetry {
+ public:
+  explicit Telemetry(PolledRing& ring) : ring_(ring), start_(std::chrono::steady_clock::now()) {
+    ring.stats.fill_high_water = std::max(ring.stats.fill_high_water, ring.fill());
+    ++ring.stats.drains;
+  }
+  ~Telemetry() {  // also when a handler throws
+    ring_.stats.drain_ns += std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                std::chrono::steady_clock::now() - start_)
+                                .count();
+  }
+  Telemetry(const Telemetry&) = delete;
+  Telemetry& operator=(const Telemetry&) = delete;
+
+ private:
+  PolledRing& ring_;
+  std::chrono::steady_clock::time_point start_;
+};
+
 }  // namespace
 
 Poller::Poller(LoopOptions options)
@@ -112,6 +132,7 @@ void Poller::drain(PolledRing& ring, Pass& pass, std::uint64_t budget) {
   if (budget != kNoBudget && ring.served_in == pass.id) return;
   ring.served_in = pass.id;
   ring.more = false;
+  Telemetry t(ring);
   ring.drain(pass, budget);
 }
 
@@ -147,6 +168,14 @@ void Poller::drain_ordered(Pass& pass, std::uint64_t budget, bool hold_recent) {
       hold_recent ? std::chrono::nanoseconds(options_.window).count() : 0;
   const std::uint64_t limit = now_ns > window_ns ? now_ns - window_ns : 0;
   std::vector<std::optional<std::uint64_t>> next(timed.size());
+  // The merge's time goes to the rings by the records each gave.
+  const auto merge_start = std::chrono::steady_clock::now();
+  std::vector<std::uint64_t> records_before(timed.size());
+  for (std::size_t i = 0; i < timed.size(); ++i) {
+    records_before[i] = timed[i]->stats.records;
+    timed[i]->stats.fill_high_water = std::max(timed[i]->stats.fill_high_water, timed[i]->fill());
+    ++timed[i]->stats.drains;
+  }
   for (std::size_t i = 0; i < timed.size(); ++i) {
     timed[i]->more = false;
     next[i] = timed[i]->next_time(pass);
@@ -167,6 +196,14 @@ void Poller::drain_ordered(Pass& pass, std::uint64_t budget, bool hold_recent) {
     last_time_ = std::max(last_time_, *next[best]);
     timed[best]->take_next(pass, late);
     next[best] = timed[best]->next_time(pass);
+  }
+  std::uint64_t merged = 0;
+  for (std::size_t i = 0; i < timed.size(); ++i) merged += timed[i]->stats.records - records_before[i];
+  if (merged > 0) {
+    const std::uint64_t merge_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                       std::chrono::steady_clock::now() - merge_start).count();
+    for (std::size_t i = 0; i < timed.size(); ++i)
+      timed[i]->stats.drain_ns += merge_ns * (timed[i]->stats.records - records_before[i]) / merged;
   }
   for (PolledRing* ring : rings_)  // records without a time: as they come
     if (ring && !ring->timed()) drain(*ring, pass, budget);

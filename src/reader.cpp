@@ -260,6 +260,9 @@ CpuStats Reader::total_stats() const {
     t.attempts += s.attempts;
     t.failed += s.failed;
     t.wakeups += s.wakeups;
+    t.drains += s.drains;
+    t.drain_ns += s.drain_ns;
+    t.fill_high_water = std::max(t.fill_high_water, s.fill_high_water);
     t.corrupt += s.corrupt;
     t.late += s.late;
   };

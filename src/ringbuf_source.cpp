@@ -28,6 +28,7 @@ class RingbufRing final : public PolledRing {
   int fd() const noexcept override { return map_fd_.get(); }
   bool edge_triggered() const noexcept override { return true; }
   bool readable() const noexcept override { return cursor_.readable() != 0; }
+  std::uint64_t fill() const noexcept override { return cursor_.readable(); }
   bool polled() const noexcept override { return counts_ && switch_.polled(); }
   bool needs_flush() const noexcept override { return !kernel_wakes_per_record(); }
 

@@ -103,6 +103,29 @@ TEST(CApi, CountsFdReportsFailedRingBufferOutputsAsLost) {
   EXPECT_EQ(counts.bad, 0);
 }
 
+TEST(CApi, RingStatsGiveEachRingsFigures) {
+  REQUIRE_BPF();
+  WriteTracer tracer({});
+  c_user_counts counts{};
+  long err = 1;
+  Handle h(c_user_new(bpf_map__fd(tracer.events_map()), 8, &counts, &err));
+  ASSERT_EQ(err, 0) << perfbuf_last_error();
+  for (int i = 0; i < 3; ++i) ASSERT_EQ(fire_on_cpu(tracer.raw_tracepoint_fd(), 0), 0);
+  ASSERT_GE(perfbuf__consume(h.pb), 0);
+  perfbuf_ring_stats st{};
+  st.sz = sizeof st;
+  ASSERT_EQ(perfbuf__ring_stats(h.pb, 0, &st), 0) << perfbuf_last_error();
+  EXPECT_EQ(st.cpu, online_cpus().front());
+  EXPECT_EQ(st.records, 3u);
+  EXPECT_GE(st.drains, 1u);
+  EXPECT_EQ(st.fill_high_water, 3 * 40u);
+  EXPECT_EQ(perfbuf__ring_stats(h.pb, perfbuf__buffer_cnt(h.pb), &st), -EINVAL);
+  st.sz = 0;
+  EXPECT_EQ(perfbuf__ring_stats(h.pb, 0, &st), -EINVAL);
+  EXPECT_NE(std::string(perfbuf_last_error()).find("sizeof(struct perfbuf_ring_stats)"),
+            std::string::npos);
+}
+
 TEST(CApi, FailureIsNullWithErrnoAndTheFullMessage) {
   c_user_counts counts{};
   long err = 0;

@@ -605,3 +605,30 @@ TEST(ReaderOptions, RejectsBadWakeupDelayAndCpus) {
 
 }  // namespace
 }  // namespace perfbuf
+
+namespace perfbuf {
+namespace {
+
+TEST(ReaderKernel, TelemetryCountsDrainsFillAndTimeInHandlers) {
+  REQUIRE_BPF();
+  WriteTracer tracer({});
+  Reader reader(tracer.events_map(), [](const Sample&) {
+    std::this_thread::sleep_for(std::chrono::microseconds(500));
+  }, {}, Options{.pages_per_cpu = 8, .cpus = {0}, .wakeup = Wakeup::watermark(0)});
+  constexpr int kRecords = 20;
+  for (int i = 0; i < kRecords; ++i) ASSERT_EQ(fire_on_cpu(tracer.raw_tracepoint_fd(), 0), 0);
+  ASSERT_TRUE(reader.consume().ok());
+  const CpuStats s = reader.stats().at(0);
+  EXPECT_EQ(s.records, static_cast<std::uint64_t>(kRecords));
+  EXPECT_EQ(s.drains, 1u);
+  // 40 bytes a record: header, size, the 24-byte event, padding.
+  EXPECT_EQ(s.fill_high_water, kRecords * 40u);
+  EXPECT_GE(s.drain_ns, kRecords * 500'000u) << "the handlers' time is in drain_ns";
+  ASSERT_TRUE(reader.consume().ok());
+  EXPECT_EQ(reader.stats().at(0).drains, 2u);
+  EXPECT_EQ(reader.stats().at(0).fill_high_water, kRecords * 40u) << "a high-water mark stays";
+  EXPECT_EQ(reader.total_stats().fill_high_water, kRecords * 40u);
+}
+
+}  // namespace
+}  // namespace perfbuf

@@ -129,6 +129,24 @@ int perfbuf__buffer_fd(const perfbuf_t *pb, size_t buf_idx);
  * fails with -EINVAL rather than guess what they are). */
 int perfbuf__epoll_fd(const perfbuf_t *pb);
 
+/* Figures of one ring (as perfbuf::CpuStats in <perfbuf/reader.h>). */
+struct perfbuf_ring_stats {
+	size_t sz;            /* set to sizeof(struct perfbuf_ring_stats) */
+	int cpu;              /* -1 for a ring buffer */
+	__u64 records;        /* handed to sample_cb */
+	__u64 bytes;
+	__u64 lost;           /* dropped by the kernel on a full perf ring */
+	__u64 attempts;       /* with opts.counts_fd: outputs the program tried */
+	__u64 failed;         /* with opts.counts_fd: outputs that failed in the program */
+	__u64 wakeups;        /* times the kernel woke the reader for this ring */
+	__u64 drains;         /* times the ring was read */
+	__u64 drain_ns;       /* time in those reads, callbacks included */
+	__u64 fill_high_water; /* most bytes found waiting when a read began */
+};
+/* Fills *stats for ring buf_idx. Fields past stats->sz are left alone (an
+ * older caller's smaller struct). 0 or -errno. */
+int perfbuf__ring_stats(const perfbuf_t *pb, size_t buf_idx, struct perfbuf_ring_stats *stats);
+
 /* The full message of the last perfbuf call that failed in this thread, e.g.
  * "perfbuf::Options: pages_per_cpu = 3 must be a power of two ..."; "" if none
  * has. Valid until the next failing call in this thread. */

@@ -206,6 +206,12 @@ struct CpuStats {
   std::uint64_t attempts = 0;
   std::uint64_t failed = 0;
   std::uint64_t wakeups = 0;  // times epoll reported the ring ready
+  std::uint64_t drains = 0;   // times the reader read the ring (woken, polled or flushed)
+  std::uint64_t drain_ns = 0;  // time in those drains: the handlers, and the parsing around them
+  // The most bytes found waiting in the ring when a drain began: how close
+  // it came to full (compare with Reader::ring_bytes()). From total_stats():
+  // the highest of any ring.
+  std::uint64_t fill_high_water = 0;
   std::uint64_t corrupt = 0;  // drains that found a malformed ring and skipped it
   std::uint64_t late = 0;     // Options::ordered: records older than one already handed out
 };
