@@ -55,9 +55,17 @@ std::vector<OutputCounts::Growth> OutputCounts::read() {
 }
 
 void OutputCounts::set_wakeup_bytes(std::uint64_t bytes) {
-  perfbuf_counts control{};
-  control.wakeup_bytes = bytes;
-  sys::percpu_update_all(fd_.get(), PERFBUF_KEY_CONTROL, &control, sizeof control);
+  control_.wakeup_bytes = bytes;
+  write_control();
+}
+
+void OutputCounts::set_paused(bool paused) {
+  control_.paused = paused;
+  write_control();
+}
+
+void OutputCounts::write_control() {
+  sys::percpu_update_all(fd_.get(), PERFBUF_KEY_CONTROL, &control_, sizeof control_);
 }
 
 }  // namespace perfbuf::detail
@@ -78,6 +86,7 @@ perfbuf_counts sum_output_counts(int counts_map_fd) {
   const std::vector<std::byte> control =
       sys::percpu_lookup(counts_map_fd, PERFBUF_KEY_CONTROL, sizeof(perfbuf_counts));
   sum.wakeup_bytes = detail::counts_of_cpu(control, 0).wakeup_bytes;
+  sum.paused = detail::counts_of_cpu(control, 0).paused;
   return sum;
 }
 

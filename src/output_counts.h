@@ -29,9 +29,14 @@ class OutputCounts {
 
   // Ring buffers: the program wakes the reader once `bytes` wait (0: the kernel's rule).
   void set_wakeup_bytes(std::uint64_t bytes);
+  // Ring buffers: while paused, the program's outputs fail (counted).
+  void set_paused(bool paused);
 
  private:
+  void write_control();
+
   sys::Fd fd_;
+  perfbuf_counts control_{};  // what the program reads at PERFBUF_KEY_CONTROL
   std::vector<perfbuf_counts> last_;  // by CPU
 };
 

@@ -267,6 +267,13 @@ class PerfRing final : public PolledRing {
     report_lost();
   }
 
+  // PERF_EVENT_IOC_PAUSE_OUTPUT: the kernel refuses outputs into the rings
+  // (and counts them as lost) until resumed.
+  void pause_output(bool paused) {
+    for (auto& ring : rings_)
+      if (ring) sys::perf_event_pause_output(ring->fd.get(), paused);
+  }
+
   // Its CPU went offline, which ended its events for good (the kernel does
   // not turn them on again when the CPU returns): new events take over, the
   // map slot points to them, and what the old rings hold is read first.
@@ -431,14 +438,22 @@ class PerfSource final : public Source {
       if (PolledRing* ring = ring_of_cpu(cpu)) {
         if (!returned.count(cpu)) continue;
         auto [polled, woken] = open_events(cpu);
-        static_cast<PerfRing*>(ring)->reopen(std::move(polled), std::move(woken));
+        auto* perf_ring = static_cast<PerfRing*>(ring);
+        perf_ring->reopen(std::move(polled), std::move(woken));
+        if (paused_) perf_ring->pause_output(true);
         change.reopened.push_back(ring);
       } else if (options_.cpus.empty() && static_cast<std::uint32_t>(cpu) < map_slots_) {
         open_cpu(cpu);  // online for the first time since the reader began
+        if (paused_) static_cast<PerfRing&>(*rings.back()).pause_output(true);
         change.added.push_back(rings.back().get());
       }
     }
     return change;
+  }
+
+  void pause(bool paused) override {
+    for (auto& ring : rings) static_cast<PerfRing&>(*ring).pause_output(paused);
+    paused_ = paused;
   }
 
  private:
@@ -481,6 +496,7 @@ class PerfSource final : public Source {
   int index_;
   std::size_t ring_bytes_;
   perf_event_attr attr_;  // without PERF_FORMAT_LOST once the kernel refused it
+  bool paused_ = false;
   std::vector<std::byte> scratch_;  // wrapped records, shared by the rings of this map
 };
 

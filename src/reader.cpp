@@ -98,6 +98,15 @@ struct Reader::Impl {
     poller.on_cpus_changed([this](const sys::CpuEvents& events) { follow_cpus(events); });
   }
 
+  bool paused = false;
+  void pause(bool on) {
+    for (const auto& source : sources)
+      if (const auto why = source->why_not_pausable())
+        throw Error(EOPNOTSUPP, std::string(on ? "pause" : "resume") + "(): " + *why);
+    for (auto& source : sources) source->pause(on);
+    paused = on;
+  }
+
   // CPUs that went offline and have not been seen online since.
   std::set<int> went_offline;
 
@@ -232,6 +241,10 @@ Result<std::size_t> Reader::consume_ring(std::size_t index) {
                              std::to_string(impl_->rings.size()) + " rings");
   return impl_->read_counts(impl_->poller.consume(*impl_->rings[index]), /*now=*/false);
 }
+
+void Reader::pause() { impl_->pause(true); }
+void Reader::resume() { impl_->pause(false); }
+bool Reader::paused() const noexcept { return impl_->paused; }
 
 void Reader::wake() noexcept { impl_->poller.wake(); }
 

@@ -112,6 +112,14 @@ class RingbufSource final : public Source {
   RingbufRing& ring() { return static_cast<RingbufRing&>(*rings.front()); }
   PolledRing* ring_of_cpu(int) override { return &ring(); }
   void control(OutputCounts& counts) override { ring().control(counts); }
+
+  // The kernel cannot pause a ring buffer: its program stops, told through the counts map.
+  std::optional<std::string> why_not_pausable() const override {
+    if (counts_) return std::nullopt;
+    return "a ring buffer is paused through its program's counts map (<perfbuf/bpf.h>): call "
+           "count_outputs() for it first";
+  }
+  void pause(bool paused) override { counts_->set_paused(paused); }
 };
 
 }  // namespace

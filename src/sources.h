@@ -7,6 +7,7 @@
 #include <memory>
 #include <optional>
 #include <set>
+#include <string>
 #include <vector>
 
 #include "output_counts.h"
@@ -26,6 +27,12 @@ class Source {
   // Adds what the counts grew by to the rings' stats and hands new failures
   // to the lost handler. Nothing without counts.
   void read_counts();
+
+  // Stops or restarts the program's output into this map's rings, keeping
+  // everything else; outputs meanwhile fail and are counted. can_pause()
+  // says why not, first, so that a reader pauses all its maps or none.
+  virtual std::optional<std::string> why_not_pausable() const { return std::nullopt; }
+  virtual void pause(bool paused) = 0;
 
   // After CPUs went offline or online: `online` now, of which `returned` went
   // offline since the last call. Rings whose events a CPU's going offline
@@ -50,7 +57,7 @@ class Source {
   // clears the control an earlier reader may have left.
   virtual void control(OutputCounts& counts) { counts.set_wakeup_bytes(0); }
 
- private:
+ protected:
   std::optional<OutputCounts> counts_;
 };
 

@@ -4,6 +4,7 @@
 #include <bpf/libbpf.h>
 #include <fcntl.h>
 #include <sys/epoll.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <linux/netlink.h>
 #include <sys/eventfd.h>
@@ -215,6 +216,11 @@ CpuEvents uevent_read_cpus(int fd) {
     if (std::strncmp(buf, "offline@", 8) == 0)
       events.offline.push_back(std::atoi(at + sizeof kCpu - 1));
   }
+}
+
+void perf_event_pause_output(int perf_fd, bool paused) {
+  if (::ioctl(perf_fd, PERF_EVENT_IOC_PAUSE_OUTPUT, paused ? 1 : 0) < 0)
+    throw last_error("ioctl(PERF_EVENT_IOC_PAUSE_OUTPUT)");
 }
 
 Fd eventfd_create() {

@@ -108,6 +108,9 @@ struct CpuEvents {
 };
 CpuEvents uevent_read_cpus(int fd);
 
+// PERF_EVENT_IOC_PAUSE_OUTPUT. Throws Error.
+void perf_event_pause_output(int perf_fd, bool paused);
+
 // A non-blocking eventfd: signal() makes it readable from any thread (or a
 // signal handler), clear() makes it not readable again.
 Fd eventfd_create();

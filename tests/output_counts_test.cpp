@@ -194,3 +194,61 @@ TEST(OutputCounts, RejectsAMapThatIsNotACountsMapAndAMissingSource) {
 
 }  // namespace
 }  // namespace perfbuf
+
+namespace perfbuf {
+namespace {
+
+TEST(Pause, PerfOutputsWhilePausedAreCountedLostAndTheRestArrive) {
+  REQUIRE_BPF();
+  WriteTracer tracer({});
+  Seen seen;
+  Reader reader(tracer.events_map(), seen.on_sample(), seen.on_lost(), Options{.cpus = {0}});
+  reader.count_outputs(tracer.counts_map());
+  const int prog = tracer.raw_tracepoint_fd();
+  for (int i = 0; i < 5; ++i) ASSERT_EQ(fire_on_cpu(prog, 0), 0);
+  reader.pause();
+  EXPECT_TRUE(reader.paused());
+  for (int i = 0; i < 7; ++i) ASSERT_EQ(fire_on_cpu(prog, 0), 0);
+  reader.resume();
+  EXPECT_FALSE(reader.paused());
+  for (int i = 0; i < 3; ++i) ASSERT_EQ(fire_on_cpu(prog, 0), 0);
+  ASSERT_TRUE(reader.consume().ok());
+  EXPECT_EQ(seen.records, 8u) << "what was written before and after the pause arrives";
+  const CpuStats total = reader.total_stats();
+  EXPECT_EQ(total.lost, 7u) << "the outputs while paused";
+  EXPECT_EQ(total.failed, 0u);
+  EXPECT_EQ(total.attempts, 15u);
+  EXPECT_EQ(seen.lost_by_cpu, (std::map<int, std::uint64_t>{{0, 7}}));
+}
+
+TEST(Pause, RingBufferPausesThroughItsCountsMapOnly) {
+  REQUIRE_BPF();
+  WriteTracer tracer(ringbuf_filter(64 * 1024));
+  Seen seen;
+  Reader reader(tracer.events_map(), seen.on_sample(), seen.on_lost());
+  try {
+    reader.pause();
+    ADD_FAILURE() << "paused a ring buffer without its counts map";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.errnum(), EOPNOTSUPP);
+    EXPECT_NE(std::string(e.what()).find("count_outputs()"), std::string::npos) << e.what();
+  }
+  EXPECT_FALSE(reader.paused());
+  reader.count_outputs(tracer.counts_map());
+  const int prog = tracer.raw_tracepoint_fd();
+  for (int i = 0; i < 2; ++i) ASSERT_EQ(fire_on_cpu(prog, 0), 0);
+  reader.pause();
+  EXPECT_EQ(tracer.counts().paused, 1u);
+  for (int i = 0; i < 4; ++i) ASSERT_EQ(fire_on_cpu(prog, 0), 0);
+  reader.resume();
+  ASSERT_EQ(fire_on_cpu(prog, 0), 0);
+  ASSERT_TRUE(reader.consume().ok());
+  EXPECT_EQ(seen.records, 3u);
+  const CpuStats total = reader.total_stats();
+  EXPECT_EQ(total.failed, 4u);
+  EXPECT_EQ(total.attempts, 7u);
+  EXPECT_EQ(seen.lost_by_cpu, (std::map<int, std::uint64_t>{{0, 4}}));
+}
+
+}  // namespace
+}  // namespace perfbuf

@@ -92,6 +92,17 @@ static __always_inline __u64 perfbuf__ringbuf_flags(void *map, void *counts_map,
 	return BPF_RB_NO_WAKEUP;
 }
 
+/* Whether the reader paused a ring buffer's output (Reader::pause). */
+static __always_inline int perfbuf__paused(void *counts_map)
+{
+	struct perfbuf_counts *ctl = perfbuf__slot(counts_map, PERFBUF_KEY_CONTROL);
+
+	return ctl && ctl->paused;
+}
+
+/* The error of an output refused while the reader is paused. */
+#define PERFBUF_EPAUSED 16 /* EBUSY */
+
 /* bpf_ringbuf_output(map, data, size, flags), counted, with the reader's wakeups. */
 static __always_inline long perfbuf_ringbuf_output(void *map, void *counts_map, void *data,
 						   __u64 size)
@@ -101,13 +112,18 @@ static __always_inline long perfbuf_ringbuf_output(void *map, void *counts_map, 
 
 	if (c)
 		__sync_fetch_and_add(&c->attempts, 1);
-	err = bpf_ringbuf_output(map, data, size, perfbuf__ringbuf_flags(map, counts_map, size, 0));
+	if (perfbuf__paused(counts_map))
+		err = -PERFBUF_EPAUSED;
+	else
+		err = bpf_ringbuf_output(map, data, size,
+					 perfbuf__ringbuf_flags(map, counts_map, size, 0));
 	if (c && err)
 		__sync_fetch_and_add(&c->failures, 1);
 	return err;
 }
 
-/* bpf_ringbuf_reserve(map, size, 0), counted: NULL counts as a failure. */
+/* bpf_ringbuf_reserve(map, size, 0), counted: NULL (also while the reader is
+ * paused) counts as a failure. */
 static __always_inline void *perfbuf_ringbuf_reserve(void *map, void *counts_map, __u64 size)
 {
 	struct perfbuf_counts *c = perfbuf__slot(counts_map, PERFBUF_KEY_COUNTS);
@@ -115,7 +131,7 @@ static __always_inline void *perfbuf_ringbuf_reserve(void *map, void *counts_map
 
 	if (c)
 		__sync_fetch_and_add(&c->attempts, 1);
-	rec = bpf_ringbuf_reserve(map, size, 0);
+	rec = perfbuf__paused(counts_map) ? (void *)0 : bpf_ringbuf_reserve(map, size, 0);
 	if (c && !rec)
 		__sync_fetch_and_add(&c->failures, 1);
 	return rec;

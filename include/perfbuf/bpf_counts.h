@@ -36,6 +36,9 @@ struct perfbuf_counts {
 	 * this many bytes wait unread; 0: the kernel's own rule (a wakeup for each
 	 * record written while the reader is caught up). */
 	__u64 wakeup_bytes;
+	/* PERFBUF_KEY_CONTROL, ring buffers: non-zero while the reader is paused
+	 * (Reader::pause): outputs then fail, and are counted as failures. */
+	__u64 paused;
 };
 
 #endif /* PERFBUF_BPF_COUNTS_H */

@@ -217,7 +217,7 @@ struct CpuStats {
 };
 
 // The counts a program keeps with <perfbuf/bpf.h> in a PERFBUF_COUNTS_MAP,
-// summed over CPUs (wakeup_bytes: the reader's setting). Throws perfbuf::Error.
+// summed over CPUs (wakeup_bytes, paused: the reader's settings). Throws perfbuf::Error.
 perfbuf_counts sum_output_counts(int counts_map_fd);
 
 // The online CPU ids, from /sys/devices/system/cpu/online (may be sparse).
@@ -271,6 +271,17 @@ class Reader {
   Result<std::size_t> consume();
   // Handles everything in ring `index` (0 .. ring_count()-1) now.
   Result<std::size_t> consume_ring(std::size_t index);
+
+  // Stops the programs' output into every map of this reader, without tearing
+  // anything down, until resume(): the outputs meanwhile fail and are counted
+  // (a perf ring's by the kernel, reported as lost; a ring buffer's by its
+  // program's counts map, reported as failed: a ring buffer can only be paused
+  // once count_outputs() was called for it). What the rings held is still
+  // read. A map add()ed while paused is not paused. Throws perfbuf::Error
+  // (then nothing changed).
+  void pause();
+  void resume();
+  bool paused() const noexcept;
 
   // Makes a poll() waiting in another thread return now, with the records it
   // handled (maybe 0); if no poll() is waiting, the next one returns at once.
