@@ -169,12 +169,11 @@ struct Reader::Impl {
     last_count_read = {};  // read at the next chance
   }
 
-  // Reads the programs' output counts at most every kCountReadEvery (one
-  // system call per counted map), or now.
-  static constexpr std::chrono::milliseconds kCountReadEvery{1};
+  // Reads the programs' output counts at most every max_delay (one system
+  // call per counted map: a loss is reported within the delivery bound), or now.
   Result<std::size_t> read_counts(Result<std::size_t> result, bool now) {
     const auto t = std::chrono::steady_clock::now();
-    if (!now && t - last_count_read < kCountReadEvery) return result;
+    if (!now && t - last_count_read < options.max_delay) return result;
     last_count_read = t;
     try {
       for (auto& source : sources) source->read_counts();

@@ -245,11 +245,13 @@ class Reader {
   // PERFBUF_COUNTS_MAP it passes to perfbuf_perf_output() /
   // perfbuf_ringbuf_output(). From then on failed outputs, which the kernel
   // does not report, reach the lost handler and CpuStats::failed (counted
-  // since the program was loaded, read at most every millisecond in poll()
+  // since the program was loaded, read at most every max_delay in poll()
   // and at every consume()). For a ring buffer it also lets the reader choose
-  // when the program wakes it: after Options::wakeup's watermark of unread
-  // bytes (records below it wait at most max_delay), or, for the other wakeup
-  // modes, on every record while the reader is caught up. Throws perfbuf::Error.
+  // when the program wakes it: with Wakeup::adaptive() on every record while
+  // traffic is light and at the watermark while it is heavy; with
+  // Wakeup::watermark() at that watermark of unread bytes (records below it
+  // wait at most max_delay); otherwise on every record while the reader is
+  // caught up. And it lets pause() stop a ring buffer. Throws perfbuf::Error.
   void count_outputs(int counts_map_fd, int source = 0);
   void count_outputs(const bpf_map* counts_map, int source = 0);
   // A moved-from Reader may only be destroyed or assigned to.
