@@ -21,7 +21,8 @@
 #include <thread>
 #include <vector>
 
-#include "args.h"
+#include "cli.h"
+#include "json_lines.h"
 #include "bench_program.h"
 #include "consumers.h"
 
@@ -29,32 +30,11 @@ namespace perfbuf::bench {
 
 namespace {
 
-constexpr const char* kUsage =
-    "usage: perfbuf bench [options]\n"
+constexpr const char* kDescription =
+    "compare perf ring readers (perfbuf, libbpf) on this machine\n"
     "Measures perf ring readers side by side on this machine: producer threads make a\n"
     "cheap system call in a loop, a BPF program emits records on each call, and each\n"
-    "consumer reads them in turn. Rounds interleave the consumers; medians are reported.\n"
-    "\n"
-    "  --producers LIST  producer thread counts, e.g. 1,2 (default 1,2)\n"
-    "  --size LIST       record sizes in bytes, 16..8192 (default 16)\n"
-    "  --batch N         records per system call, 1..64 (default 1)\n"
-    "  --rate LIST       records per second per producer, or max (unpaced), e.g.\n"
-    "                    0,100,1000,10000,100000,max (default max). A paced producer\n"
-    "                    keeps to its schedule; 0 measures the consumers idle. Every\n"
-    "                    record's delivery delay is measured\n"
-    "  --duration SEC    seconds per run (default 2)\n"
-    "  --rounds N        runs per consumer and configuration (default 3)\n"
-    "  --pages N         data pages per perf ring, a power of two (default: perfbuf's\n"
-    "                    default, 512 KiB worth);\n"
-    "                    the ring buffer gets the same total size\n"
-    "  --consumers LIST  which consumers (default all):\n"
-    "                    ceiling, perfbuf, perfbuf-ordered, perfbuf-watermark,\n"
-    "                    perfbuf-every-record, perfbuf-every-64, perfbuf-low-latency,\n"
-    "                    libbpf-perfbuf,\n"
-    "                    libbpf-perfbuf-tuned, perfbuf-ringbuf, libbpf-ringbuf\n"
-    "  --json            one JSON object per consumer and configuration\n"
-    "  --plot FILE.png   also draw throughput and CPU per record (needs gnuplot)\n"
-    "  -h, --help        this text\n";
+    "consumer reads them in turn. Rounds interleave the consumers; medians are reported.\n";
 
 struct BenchArgs {
   std::vector<int> producers = {1, 2};
@@ -68,11 +48,6 @@ struct BenchArgs {
   bool json = false;
   std::string plot;
 };
-
-int usage_error(const std::string& what) {
-  std::fprintf(stderr, "perfbuf bench: %s\n\n%s", what.c_str(), kUsage);
-  return 2;
-}
 
 std::vector<std::string> split(std::string_view text) {
   std::vector<std::string> out;
@@ -94,90 +69,94 @@ std::optional<std::vector<T>> parse_list(std::string_view text, T min, T max) {
   return out;
 }
 
-std::optional<int> parse(int argc, char** argv, BenchArgs& out) {
-  for (int i = 1; i < argc; ++i) {
-    const std::string_view arg = argv[i];
-    const std::optional<std::string_view> value =
-        i + 1 < argc ? std::optional<std::string_view>(argv[i + 1]) : std::nullopt;
-    auto next = [&] { ++i; };
-    if (arg == "-h" || arg == "--help") {
-      std::fputs(kUsage, stdout);
-      return 0;
-    } else if (arg == "--json") {
-      out.json = true;
-    } else if (arg == "--producers") {
-      const auto v = value ? parse_list<int>(*value, 1, 64) : std::nullopt;
-      if (!v) return usage_error("--producers takes a list of counts from 1 to 64, e.g. 1,2");
-      out.producers = *v;
-      next();
-    } else if (arg == "--size") {
-      const auto v = value ? parse_list<std::uint32_t>(*value, sizeof(bench_record),
-                                                       BENCH_MAX_RECORD)
-                           : std::nullopt;
-      if (!v) return usage_error("--size takes record sizes from 16 to 8192 bytes, e.g. 16,256");
-      out.sizes = *v;
-      next();
-    } else if (arg == "--batch") {
-      const auto v = value ? tools::parse_number<std::uint32_t>(*value, 1, BENCH_MAX_BATCH)
-                           : std::nullopt;
-      if (!v) return usage_error("--batch takes a number of records from 1 to 64");
-      out.batch = *v;
-      next();
-    } else if (arg == "--rate") {
-      std::vector<std::optional<double>> rates;
-      for (const std::string& item : value ? split(*value) : std::vector<std::string>{}) {
-        if (item == "max") {
-          rates.emplace_back(std::nullopt);
-          continue;
-        }
-        const auto v = tools::parse_number<double>(item, 0, 1e8);
-        if (!v) return usage_error("--rate takes records per second from 0 to 1e8, or max");
-        rates.emplace_back(*v);
-      }
-      if (rates.empty()) return usage_error("--rate takes a list of rates, e.g. 100,1000,max");
-      out.rates = rates;
-      next();
-    } else if (arg == "--duration") {
-      const auto v = value ? tools::parse_number<double>(*value, 0.01, 3600) : std::nullopt;
-      if (!v) return usage_error("--duration takes seconds, from 0.01 to 3600");
-      out.duration_s = *v;
-      next();
-    } else if (arg == "--rounds") {
-      const auto v = value ? tools::parse_number<int>(*value, 1, 100) : std::nullopt;
-      if (!v) return usage_error("--rounds takes a number from 1 to 100");
-      out.rounds = *v;
-      next();
-    } else if (arg == "--pages") {
-      const auto v = value ? tools::parse_number<std::size_t>(*value, 1, 1 << 14) : std::nullopt;
-      if (!v || (*v & (*v - 1)) != 0)
-        return usage_error("--pages takes a power of two from 1 to 16384");
-      out.pages = *v;
-      next();
-    } else if (arg == "--consumers") {
-      if (!value) return usage_error("--consumers takes a list of consumer names");
-      out.consumers = split(*value);
-      for (const std::string& c : out.consumers)
-        if (std::find(consumer_names().begin(), consumer_names().end(), c) ==
-            consumer_names().end())
-          return usage_error("unknown consumer '" + c + "'");
-      if (out.consumers.empty()) return usage_error("--consumers takes at least one name");
-      next();
-    } else if (arg == "--plot") {
-      if (!value || value->empty()) return usage_error("--plot takes a file name");
-      out.plot = std::string(*value);
-      next();
-    } else {
-      return usage_error("unknown argument '" + std::string(arg) + "'");
+// The --rate list: rates in [0, 1e8] or "max" (unpaced, none).
+std::optional<std::vector<std::optional<double>>> parse_rates(const std::string& text) {
+  std::vector<std::optional<double>> rates;
+  for (const std::string& item : split(text)) {
+    if (item == "max") {
+      rates.emplace_back(std::nullopt);
+      continue;
     }
+    const auto v = tools::parse_number<double>(item, 0, 1e8);
+    if (!v) return std::nullopt;
+    rates.emplace_back(*v);
   }
-  // A record (with its 8-byte header and 4-byte size) must fit in a perf ring,
-  // or the kernel can never write it and every one would count as lost.
-  const std::size_t ring = out.pages * static_cast<std::size_t>(sysconf(_SC_PAGESIZE));
-  for (std::uint32_t size : out.sizes)
-    if (size + 12 > ring)
-      return usage_error("--size " + std::to_string(size) + " does not fit in a ring of " +
-                         std::to_string(out.pages) + " pages; raise --pages");
-  return std::nullopt;
+  if (rates.empty()) return std::nullopt;
+  return rates;
+}
+
+// The --consumers list: known names, at least one.
+std::optional<std::vector<std::string>> parse_consumers(const std::string& text) {
+  std::vector<std::string> names = split(text);
+  for (const std::string& c : names)
+    if (std::find(consumer_names().begin(), consumer_names().end(), c) == consumer_names().end())
+      throw CLI::ValidationError("--consumers", "unknown consumer '" + c + "'");
+  if (names.empty()) return std::nullopt;
+  return names;
+}
+
+// The options of `perfbuf bench`, parsed into out.
+void add_options(CLI::App& app, BenchArgs& out) {
+  using tools::add_parsed;
+  add_parsed(app, "--producers", "LIST", "producer thread counts, e.g. 1,2 (default 1,2)",
+             "takes a list of counts from 1 to 64, e.g. 1,2",
+             [](const std::string& v) { return parse_list<int>(v, 1, 64); },
+             [&out](std::vector<int> v) { out.producers = std::move(v); });
+  add_parsed(app, "--size", "LIST", "record sizes in bytes, 16..8192 (default 16)",
+             "takes record sizes from 16 to 8192 bytes, e.g. 16,256",
+             [](const std::string& v) {
+               return parse_list<std::uint32_t>(v, sizeof(bench_record), BENCH_MAX_RECORD);
+             },
+             [&out](std::vector<std::uint32_t> v) { out.sizes = std::move(v); });
+  add_parsed(app, "--batch", "N", "records per system call, 1..64 (default 1)",
+             "takes a number of records from 1 to 64",
+             tools::number_in<std::uint32_t>(1, BENCH_MAX_BATCH),
+             [&out](std::uint32_t v) { out.batch = v; });
+  add_parsed(app, "--rate", "LIST",
+             "records per second per producer, or max (unpaced), e.g.\n"
+             "0,100,1000,10000,100000,max (default max). A paced producer\n"
+             "keeps to its schedule; 0 measures the consumers idle. Every\n"
+             "record's delivery delay is measured",
+             "takes a list of rates from 0 to 1e8 records per second, or max, e.g. 100,1000,max",
+             parse_rates, [&out](std::vector<std::optional<double>> v) { out.rates = std::move(v); });
+  add_parsed(app, "--duration", "SEC", "seconds per run (default 2)",
+             "takes seconds, from 0.01 to 3600", tools::number_in<double>(0.01, 3600),
+             [&out](double v) { out.duration_s = v; });
+  add_parsed(app, "--rounds", "N", "runs per consumer and configuration (default 3)",
+             "takes a number from 1 to 100", tools::number_in<int>(1, 100),
+             [&out](int v) { out.rounds = v; });
+  add_parsed(app, "--pages", "N",
+             "data pages per perf ring, a power of two (default: perfbuf's\n"
+             "default, 512 KiB worth); the ring buffer gets the same total size",
+             "takes a power of two from 1 to 16384",
+             [](const std::string& v) {
+               const auto p = tools::parse_number<std::size_t>(v, 1, 1 << 14);
+               return p && std::has_single_bit(*p) ? p : std::nullopt;
+             },
+             [&out](std::size_t v) { out.pages = v; });
+  add_parsed(app, "--consumers", "LIST",
+             "which consumers (default all):\n"
+             "ceiling, perfbuf, perfbuf-ordered, perfbuf-watermark,\n"
+             "perfbuf-every-record, perfbuf-every-64, perfbuf-low-latency,\n"
+             "libbpf-perfbuf, libbpf-perfbuf-tuned, perfbuf-ringbuf, libbpf-ringbuf",
+             "takes at least one consumer name", parse_consumers,
+             [&out](std::vector<std::string> v) { out.consumers = std::move(v); });
+  add_parsed(app, "--plot", "FILE.png", "also draw throughput and CPU per record (needs gnuplot)",
+             "takes a file name",
+             [](const std::string& v) { return v.empty() ? std::nullopt : std::optional(v); },
+             [&out](std::string v) { out.plot = std::move(v); });
+  app.add_flag("--json", out.json, "one JSON object per consumer and configuration");
+  // Checked once every option is in. A record (with its 8-byte header and
+  // 4-byte size) must fit in a perf ring, or the kernel can never write it
+  // and every one would count as lost.
+  app.callback([&out] {
+    const std::size_t ring = out.pages * static_cast<std::size_t>(sysconf(_SC_PAGESIZE));
+    for (std::uint32_t size : out.sizes)
+      if (size + 12 > ring)
+        throw CLI::ValidationError("--size " + std::to_string(size),
+                                   "does not fit in a ring of " + std::to_string(out.pages) +
+                                       " pages; raise --pages");
+  });
 }
 
 // One run's exact record counts. The producers stop before the consumer's
@@ -237,7 +216,7 @@ struct Config {
 std::string rate_text(const std::optional<double>& rate) {
   if (!rate) return "max";
   char buf[32];
-  std::snprintf(buf, sizeof buf, "%g", *rate);  // also a JSON number
+  std::snprintf(buf, sizeof buf, "%g", *rate);
   return buf;
 }
 
@@ -398,27 +377,37 @@ void print_table(const std::vector<Row>& rows, const BenchArgs& args) {
 }
 
 void print_json(const std::vector<Row>& rows, const BenchArgs& args) {
+  using tools::rounded;
   for (const Row& r : rows) {
     const Figures& f = r.figures;
-    std::printf(
-        "{\"consumer\":\"%s\",\"producers\":%d,\"size\":%u,\"batch\":%u,\"rounds\":%d,"
-        "\"rate\":%s,\"achieved_rate\":%.0f,"
-        "\"produced_per_s\":%.0f,\"consumed_per_s\":%.0f,\"lost_per_s\":%.0f,"
-        "\"cpu_ns_per_record\":%.1f,\"consumer_cpu_pct\":%.3f,"
-        "\"producer_cpu_ns_per_record\":%.1f,\"wakeups_per_s\":%.0f,"
-        "\"p50_us\":%.2f,\"p99_us\":%.2f,\"max_us\":%.2f,"
-        "\"latency_p50_us\":%.2f,\"latency_p99_us\":%.2f,\"latency_max_us\":%.2f,"
-        "\"peak_rss_mib\":%.1f,\"ratio_to_ceiling\":%s,"
-        "\"produced\":%llu,\"consumed\":%llu,\"lost\":%llu}\n",
-        r.consumer.c_str(), r.config.producers, r.config.size, args.batch, args.rounds,
-        r.config.rate ? rate_text(r.config.rate).c_str() : "\"max\"", f.achieved_rate,
-        f.produced_per_s, f.consumed_per_s, f.lost_per_s, f.cpu_ns_per_record,
-        f.consumer_cpu_pct, f.producer_cpu_ns_per_record, f.wakeups_per_s, f.p50_us, f.p99_us,
-        f.max_us, r.latency.p50_us, r.latency.p99_us, r.latency.max_us, f.peak_rss_mib,
-        r.ratio_to_ceiling ? ratio_text(r.ratio_to_ceiling).c_str() : "null",
-        static_cast<unsigned long long>(r.totals.produced),
-        static_cast<unsigned long long>(r.totals.consumed),
-        static_cast<unsigned long long>(r.totals.lost));
+    tools::print_json_line({
+        {"consumer", r.consumer},
+        {"producers", r.config.producers},
+        {"size", r.config.size},
+        {"batch", args.batch},
+        {"rounds", args.rounds},
+        {"rate", r.config.rate ? tools::Json(*r.config.rate) : tools::Json("max")},
+        {"achieved_rate", rounded(f.achieved_rate, 0)},
+        {"produced_per_s", rounded(f.produced_per_s, 0)},
+        {"consumed_per_s", rounded(f.consumed_per_s, 0)},
+        {"lost_per_s", rounded(f.lost_per_s, 0)},
+        {"cpu_ns_per_record", rounded(f.cpu_ns_per_record, 1)},
+        {"consumer_cpu_pct", rounded(f.consumer_cpu_pct, 3)},
+        {"producer_cpu_ns_per_record", rounded(f.producer_cpu_ns_per_record, 1)},
+        {"wakeups_per_s", rounded(f.wakeups_per_s, 0)},
+        {"p50_us", rounded(f.p50_us, 2)},
+        {"p99_us", rounded(f.p99_us, 2)},
+        {"max_us", rounded(f.max_us, 2)},
+        {"latency_p50_us", rounded(r.latency.p50_us, 2)},
+        {"latency_p99_us", rounded(r.latency.p99_us, 2)},
+        {"latency_max_us", rounded(r.latency.max_us, 2)},
+        {"peak_rss_mib", rounded(f.peak_rss_mib, 1)},
+        {"ratio_to_ceiling",
+         r.ratio_to_ceiling ? tools::Json(rounded(*r.ratio_to_ceiling, 2)) : tools::Json()},
+        {"produced", r.totals.produced},
+        {"consumed", r.totals.consumed},
+        {"lost", r.totals.lost},
+    });
   }
 }
 
@@ -672,11 +661,7 @@ int run(const BenchArgs& args) {
   return 0;
 }
 
-}  // namespace
-
-int bench_main(int argc, char** argv) {
-  BenchArgs args;
-  if (const auto code = parse(argc, argv, args)) return *code;
+int bench(const BenchArgs& args) {
   try {
     return run(args);
   } catch (const Error& e) {
@@ -684,6 +669,16 @@ int bench_main(int argc, char** argv) {
     std::fprintf(stderr, "\nperfbuf bench: %s\n", e.what());
     return 1;
   }
+}
+
+}  // namespace
+
+tools::Command add_bench_command(CLI::App& perfbuf) {
+  CLI::App* app = perfbuf.add_subcommand("bench", kDescription);
+  tools::configure(*app);
+  auto args = std::make_shared<BenchArgs>();
+  add_options(*app, *args);
+  return {app, [args] { return bench(*args); }};
 }
 
 }  // namespace perfbuf::bench

@@ -1,8 +1,10 @@
 #pragma once
 
+#include "cli.h"
+
 namespace perfbuf::bench {
 
-// `perfbuf bench [options]`: argv[0] is "bench". Returns the exit code.
-int bench_main(int argc, char** argv);
+// Adds `perfbuf bench [options]` to the tool's command line.
+tools::Command add_bench_command(CLI::App& perfbuf);
 
 }  // namespace perfbuf::bench

@@ -9,6 +9,9 @@ packages=(
   libbpf-dev bpftool                # loading BPF objects, skeletons
   libelf-dev zlib1g-dev             # libbpf's own dependencies
   libgtest-dev libbenchmark-dev     # tests and microbenchmarks
+  libcli11-dev                      # the tool's command line (CLI11)
+  nlohmann-json3-dev                # the tool's JSON output, and the tests that parse it
+  libfmt-dev                        # the tool's text output ({fmt})
   libclang-rt-14-dev                # sanitizer and libFuzzer runtimes for clang
   gnuplot-nox                       # perfbuf bench --plot
   dpkg-dev file                     # cpack -G DEB: the package's library dependencies (dpkg-shlibdeps)

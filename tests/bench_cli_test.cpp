@@ -28,9 +28,8 @@ const char* const kConsumers[] = {"ceiling",          "perfbuf",
 // The --json lines of one consumer (one per producer count and record size).
 std::vector<std::string> rows_of(const std::string& out, const std::string& consumer) {
   std::vector<std::string> rows;
-  const std::string key = "{\"consumer\":\"" + consumer + "\"";
-  for (auto at = out.find(key); at != std::string::npos; at = out.find(key, at + 1))
-    rows.push_back(out.substr(at, out.find('\n', at) - at));
+  for (const nlohmann::json& row : testing::json_lines(out))
+    if (row.value("consumer", "") == consumer) rows.push_back(row.dump());
   return rows;
 }
 
@@ -79,7 +78,7 @@ TEST(BenchCli, SmokeRunReportsEveryConsumerAndDrawsThePlot) {
     for (const char* field : {"producers", "size", "produced_per_s", "lost_per_s",
                               "cpu_ns_per_record", "p50_us", "p99_us"})
       EXPECT_TRUE(json_number(line, field).has_value()) << field << " in " << line;
-    EXPECT_NE(line.find("\"ratio_to_ceiling\":"), std::string::npos) << line;
+    EXPECT_TRUE(testing::parse_json(line).contains("ratio_to_ceiling")) << line;
   }
   std::ifstream in(png, std::ios::binary);
   char magic[8] = {};
@@ -110,16 +109,11 @@ TEST(BenchCli, TextReportPrintsTheTargetsOfTheRun) {
   }
 }
 
-// A JSON number that may have a fraction (json_number stops at the point).
+// A JSON number that may have a fraction (json_number cuts it off).
 std::optional<double> json_double(const std::string& row, const std::string& key) {
-  const std::string k = "\"" + key + "\":";
-  const auto at = row.find(k);
-  if (at == std::string::npos) return std::nullopt;
-  try {
-    return std::stod(row.substr(at + k.size()));
-  } catch (const std::exception&) {
-    return std::nullopt;
-  }
+  const nlohmann::json j = testing::parse_json(row);
+  if (!j.is_object() || !j.contains(key) || !j[key].is_number()) return std::nullopt;
+  return j[key].get<double>();
 }
 
 // A short rate sweep: every row says which rate it was asked for and what it
@@ -152,7 +146,7 @@ TEST(BenchCli, RateSweepReportsDelayAndCpuPerRate) {
       EXPECT_LE(p50, p99) << row;
       EXPECT_LE(p99, max) << row;
       const double achieved = *json_double(row, "achieved_rate");
-      if (row.find("\"rate\":\"max\"") != std::string::npos) {
+      if (testing::parse_json(row)["rate"] == "max") {
         ++unpaced;
         expect_every_record_accounted_for(row);
         EXPECT_GT(max, 0) << row;

@@ -10,10 +10,11 @@
 #include <cstdlib>
 #include <functional>
 #include <optional>
-#include <regex>
 #include <stdexcept>
 #include <string>
 #include <vector>
+
+#include <nlohmann/json.hpp>
 
 #include "process_info.h"
 
@@ -85,10 +86,38 @@ inline int run_cli(std::vector<std::string> args, std::string& out, std::string&
   return cli.wait(out, err);
 }
 
-inline std::optional<long long> json_number(const std::string& text, const std::string& key) {
-  std::smatch m;
-  if (!std::regex_search(text, m, std::regex("\"" + key + "\":(-?[0-9.]+)"))) return std::nullopt;
-  return std::stoll(m[1]);
+// One line of the tool's JSON output, parsed; a discarded value (is_discarded())
+// if it is not JSON.
+inline nlohmann::json parse_json(const std::string& line) {
+  return nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+}
+
+// The JSON objects of a whole output, one per line; lines that are not JSON
+// objects are left out.
+inline std::vector<nlohmann::json> json_lines(const std::string& text) {
+  std::vector<nlohmann::json> out;
+  for (std::size_t at = 0, end; at < text.size(); at = end + 1) {
+    end = text.find('\n', at);
+    if (end == std::string::npos) end = text.size();
+    nlohmann::json j = parse_json(text.substr(at, end - at));
+    if (j.is_object()) out.push_back(std::move(j));
+  }
+  return out;
+}
+
+// The "type" of a JSON line ("start", "summary"...), or "" if it has none.
+inline std::string json_type(const std::string& line) {
+  const nlohmann::json j = parse_json(line);
+  return j.is_object() && j.contains("type") && j["type"].is_string() ? j["type"].get<std::string>()
+                                                                       : "";
+}
+
+// The number at `key` of a JSON object line, as an integer (a fraction is
+// cut off); none if the line is not JSON or has no such number.
+inline std::optional<long long> json_number(const std::string& line, const std::string& key) {
+  const nlohmann::json j = parse_json(line);
+  if (!j.is_object() || !j.contains(key) || !j[key].is_number()) return std::nullopt;
+  return j[key].get<long long>();
 }
 
 inline std::string last_line(const std::string& text) {

@@ -19,7 +19,10 @@ namespace perfbuf {
 namespace {
 
 using testing::Cli;
+using testing::json_lines;
 using testing::json_number;
+using testing::json_type;
+using testing::parse_json;
 using testing::last_line;
 using testing::run_cli;
 
@@ -69,17 +72,17 @@ TEST_P(TraceCliAttach, PidFilterCountsExactlyTheChildsWrites) {
   constexpr int kWrites = 5000;
   const PidRun r = trace_child_writes(kWrites, GetParam());
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  EXPECT_NE(r.start.find("\"type\":\"start\""), std::string::npos) << r.start;
-  EXPECT_NE(r.summary.find("\"type\":\"summary\""), std::string::npos) << r.summary;
+  EXPECT_EQ(json_type(r.start), "start") << r.start;
+  EXPECT_EQ(json_type(r.summary), "summary") << r.summary;
   EXPECT_EQ(json_number(r.summary, "received"), kWrites) << r.summary;
   EXPECT_EQ(json_number(r.summary, "lost"), 0) << r.summary;
   EXPECT_EQ(json_number(r.summary, "cookie_errors"), 0) << r.summary;
   EXPECT_TRUE(json_number(r.summary, "seconds").has_value()) << r.summary;
+  const nlohmann::json summary = parse_json(r.summary);
   if (std::string(GetParam()) != "auto")
-    EXPECT_NE(r.summary.find(std::string("\"attach\":\"") + GetParam() + "\""), std::string::npos)
-        << r.summary;
+    EXPECT_EQ(summary.value("attach", ""), GetParam()) << r.summary;
   else
-    EXPECT_NE(r.summary.find("\"attach\":\""), std::string::npos) << r.summary;
+    EXPECT_NE(summary.value("attach", ""), "") << r.summary;
 }
 
 TEST(TraceCli, RingbufTransportCountsExactlyTheChildsWrites) {
@@ -87,12 +90,14 @@ TEST(TraceCli, RingbufTransportCountsExactlyTheChildsWrites) {
   constexpr int kWrites = 5000;
   const PidRun r = trace_child_writes(kWrites, "raw_tracepoint", {"--transport", "ringbuf"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  EXPECT_NE(r.start.find("\"transport\":\"ringbuf\""), std::string::npos) << r.start;
+  EXPECT_EQ(parse_json(r.start).value("transport", ""), "ringbuf") << r.start;
   EXPECT_EQ(json_number(r.start, "rings"), 1) << r.start;
   EXPECT_EQ(json_number(r.summary, "received"), kWrites) << r.summary;
   EXPECT_EQ(json_number(r.summary, "attempts"), kWrites) << r.summary;
   EXPECT_EQ(json_number(r.summary, "send_failures"), 0) << r.summary;
-  EXPECT_NE(r.summary.find("{\"cpu\":-1,"), std::string::npos) << r.summary;
+  const nlohmann::json per_cpu = parse_json(r.summary)["per_cpu"];
+  ASSERT_EQ(per_cpu.size(), 1u) << r.summary;
+  EXPECT_EQ(per_cpu[0]["cpu"], -1) << r.summary;
 }
 
 INSTANTIATE_TEST_SUITE_P(Modes, TraceCliAttach,
@@ -107,7 +112,7 @@ TEST(TraceCli, KprobeCountsExactlyWhereTheKernelHasKprobes) {
     const PidRun r = trace_child_writes(kWrites, "kprobe");
     ASSERT_EQ(r.exit_code, 0) << r.err;
     EXPECT_EQ(json_number(r.summary, "received"), kWrites) << r.summary;
-    EXPECT_NE(r.summary.find("\"attach\":\"kprobe\""), std::string::npos) << r.summary;
+    EXPECT_EQ(parse_json(r.summary).value("attach", ""), "kprobe") << r.summary;
   } else {
     std::string out, err;
     EXPECT_EQ(run_cli({"trace", "--attach", "kprobe", "--duration", "0.2"}, out, err), 1) << out;
@@ -122,8 +127,7 @@ TEST(TraceCli, AutoPicksTheFirstHookThisKernelHas) {
   const PidRun r = trace_child_writes(100, "auto");
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const char* expected = testing::kernel_has_kprobes() ? "kprobe" : "tracepoint";
-  EXPECT_NE(r.summary.find(std::string("\"attach\":\"") + expected + "\""), std::string::npos)
-      << r.summary;
+  EXPECT_EQ(parse_json(r.summary).value("attach", ""), expected) << r.summary;
 }
 
 TEST(TraceCli, CtrlCPrintsTheSummaryAndExitsZero) {
@@ -196,7 +200,7 @@ TEST(TraceCli, CtrlCDuringADrainPrintsTheSummaryAndLeavesNoProgram) {
   testing::WritingChild child(300000);
   Cli cli({"trace", "--events", "--json", "--pid", std::to_string(child.pid())});
   std::optional<std::string> line = cli.read_line();
-  ASSERT_TRUE(line && line->find("\"type\":\"start\"") != std::string::npos) << "no start line";
+  ASSERT_TRUE(line && json_type(*line) == "start") << "no start line";
   const std::vector<unsigned> progs = bpf_prog_ids(cli.pid());
   EXPECT_FALSE(progs.empty());
   child.release();
@@ -205,7 +209,7 @@ TEST(TraceCli, CtrlCDuringADrainPrintsTheSummaryAndLeavesNoProgram) {
   for (int i = 0; i < 2000 && (line = cli.read_line()); ++i) {
   }
   ASSERT_TRUE(line.has_value());
-  EXPECT_NE(line->find("\"type\":\"event\""), std::string::npos) << *line;
+  EXPECT_EQ(json_type(*line), "event") << *line;
   bool blocked = false;
   for (int i = 0; i < 500 && !(blocked = blocked_writing_stdout(cli.pid())); ++i) usleep(10000);
   ASSERT_TRUE(blocked) << "the tool never blocked writing its output";
@@ -263,7 +267,7 @@ TEST(TraceCli, CtrlCDuringStartupExitsCleanly) {
       ++landed_in_startup;
     std::string out, err;
     EXPECT_EQ(cli.wait(out, err), 0) << err;
-    EXPECT_NE(last_line(out).find("\"type\":\"summary\""), std::string::npos) << out;
+    EXPECT_EQ(json_type(last_line(out)), "summary") << out;
   }
   EXPECT_EQ(landed_in_startup, 1) << "no Ctrl-C landed while the tool was starting";
 }
@@ -279,7 +283,7 @@ TEST(TraceCli, JsonReportsEveryFieldIncludingLosses) {
   Cli cli({"trace", "--pid", std::to_string(child.pid()), "--json", "--pages", "1", "--duration",
            "2.5"});
   const std::string start = cli.read_line().value_or("");
-  ASSERT_NE(start.find("\"type\":\"start\""), std::string::npos) << start;
+  ASSERT_EQ(json_type(start), "start") << start;
   EXPECT_EQ(json_number(start, "cpus"), static_cast<long long>(online_cpus().size())) << start;
   EXPECT_EQ(json_number(start, "pages"), 1) << start;
   cli.signal(SIGSTOP);
@@ -293,11 +297,9 @@ TEST(TraceCli, JsonReportsEveryFieldIncludingLosses) {
 
   std::vector<std::string> intervals;
   std::string summary;
-  for (std::size_t at = 0, end; at < out.size(); at = end + 1) {
-    end = out.find('\n', at);
-    const std::string line = out.substr(at, end - at);
-    if (line.find("\"type\":\"interval\"") != std::string::npos) intervals.push_back(line);
-    if (line.find("\"type\":\"summary\"") != std::string::npos) summary = line;
+  for (const nlohmann::json& line : json_lines(out)) {
+    if (line.value("type", "") == "interval") intervals.push_back(line.dump());
+    if (line.value("type", "") == "summary") summary = line.dump();
   }
   ASSERT_FALSE(summary.empty()) << out;
   const long long received = json_number(summary, "received").value_or(-1);
@@ -313,19 +315,20 @@ TEST(TraceCli, JsonReportsEveryFieldIncludingLosses) {
   EXPECT_GT(json_number(summary, "wakeups").value_or(0), 0) << summary;
   EXPECT_GE(json_number(summary, "seconds").value_or(0), 2) << summary;  // whole seconds
   EXPECT_TRUE(json_number(summary, "events_per_s").has_value()) << summary;
-  EXPECT_NE(summary.find("\"attach\":\""), std::string::npos) << summary;
+  EXPECT_NE(parse_json(summary).value("attach", ""), "") << summary;
 
   // per_cpu: one entry per online CPU, adding up to the totals, all on the child's CPU.
-  const std::regex entry(
-      R"(\{"cpu":([0-9]+),"records":([0-9]+),"lost":([0-9]+),"send_failures":0,"wakeups":([0-9]+)\})");
   long long records_sum = 0, lost_sum = 0, wakeups_sum = 0;
   std::vector<int> cpus;
-  for (std::sregex_iterator it(summary.begin(), summary.end(), entry), e; it != e; ++it) {
-    cpus.push_back(std::stoi((*it)[1]));
-    records_sum += std::stoll((*it)[2]);
-    lost_sum += std::stoll((*it)[3]);
-    wakeups_sum += std::stoll((*it)[4]);
-    if (cpus.back() != cpu) EXPECT_EQ(std::stoll((*it)[2]) + std::stoll((*it)[3]), 0) << summary;
+  const nlohmann::json summary_json = parse_json(summary);
+  for (const nlohmann::json& entry : summary_json["per_cpu"]) {
+    cpus.push_back(entry["cpu"].get<int>());
+    records_sum += entry["records"].get<long long>();
+    lost_sum += entry["lost"].get<long long>();
+    wakeups_sum += entry["wakeups"].get<long long>();
+    EXPECT_EQ(entry["send_failures"], 0) << summary;
+    if (cpus.back() != cpu)
+      EXPECT_EQ(entry["records"].get<long long>() + entry["lost"].get<long long>(), 0) << summary;
   }
   EXPECT_EQ(cpus, online_cpus()) << summary;
   EXPECT_EQ(records_sum, received) << summary;
@@ -352,7 +355,7 @@ TEST(TraceCli, OrderedEventsComeInTimeOrder) {
   // Writers on every CPU, so that the per-CPU rings interleave in time.
   std::vector<std::unique_ptr<testing::WritingChild>> children;
   Cli cli({"trace", "--events", "--json", "--ordered", "--duration", "1.5"});
-  ASSERT_NE(cli.read_line().value_or("").find("\"type\":\"start\""), std::string::npos);
+  ASSERT_EQ(json_type(cli.read_line().value_or("")), "start");
   for (int cpu : online_cpus()) {
     children.push_back(std::make_unique<testing::WritingChild>(2000, 0, cpu));
     children.back()->release();
@@ -360,10 +363,11 @@ TEST(TraceCli, OrderedEventsComeInTimeOrder) {
   for (auto& c : children) ASSERT_EQ(c->release_and_wait(), 0);
   std::string out, err;
   ASSERT_EQ(cli.wait(out, err), 0) << err;
-  const std::regex event(R"(\{"type":"event","time_ns":([0-9]+),)");
   std::uint64_t previous = 0, events = 0, backwards = 0;
-  for (std::sregex_iterator it(out.begin(), out.end(), event), e; it != e; ++it, ++events) {
-    const std::uint64_t t = std::stoull((*it)[1]);
+  for (const nlohmann::json& line : json_lines(out)) {
+    if (line.value("type", "") != "event") continue;
+    ++events;
+    const std::uint64_t t = line["time_ns"].get<std::uint64_t>();
     backwards += t < previous;
     previous = std::max(previous, t);
   }
@@ -375,12 +379,17 @@ TEST(TraceCli, OrderedEventsComeInTimeOrder) {
 TEST(TraceCli, IgnoresItsOwnWrites) {
   REQUIRE_BPF();
   Cli cli({"trace", "--events", "--json", "--duration", "1.2"});
-  const std::string tool = std::to_string(cli.pid());
+  const pid_t cli_pid = cli.pid();
   std::string out, err;
   ASSERT_EQ(cli.wait(out, err), 0) << err;
   // It wrote at least its start and interval lines while tracing.
-  ASSERT_NE(out.find("\"type\":\"interval\""), std::string::npos) << last_line(out);
-  EXPECT_EQ(out.find("\"pid\":" + tool + ","), std::string::npos) << "the tool traced itself";
+  int intervals = 0, own = 0;
+  for (const nlohmann::json& line : json_lines(out)) {
+    intervals += line.value("type", "") == "interval";
+    own += line.value("type", "") == "event" && line["pid"] == cli_pid;
+  }
+  ASSERT_GT(intervals, 0) << last_line(out);
+  EXPECT_EQ(own, 0) << "the tool traced itself";
 }
 
 }  // namespace

@@ -1,33 +1,48 @@
-// perfbuf: command-line front end. Each subcommand lives in its own file.
+// perfbuf: command-line front end. Each subcommand lives in its own file and
+// adds its options to one CLI11 App; this file parses and dispatches.
 #include <cstdio>
-#include <cstring>
+#include <string>
+#include <vector>
 
 #include "bench_command.h"
+#include "cli.h"
 #include "trace_command.h"
 
-namespace {
-constexpr const char* kUsage =
-    "usage: perfbuf <command> [options]\n"
-    "\n"
-    "commands:\n"
-    "  trace   count write(2) calls through a perf buffer, print events/s\n"
-    "  bench   compare perf ring readers (perfbuf, libbpf) on this machine\n"
-    "\n"
-    "'perfbuf <command> --help' describes each command.\n";
-}
-
 int main(int argc, char** argv) {
-  if (argc < 2) {
-    std::fputs(kUsage, stderr);
+  using namespace perfbuf;
+  CLI::App app("'perfbuf <command> --help' describes each command.", "perfbuf");
+  tools::configure(app);
+  app.require_subcommand(1);
+  std::vector<tools::Command> commands = {
+      tools::add_trace_command(app),
+      bench::add_bench_command(app),
+  };
+  for (const tools::Command& c : commands) c.app->group("commands");
+  // `perfbuf help`, as `perfbuf --help`.
+  CLI::App* help = app.add_subcommand("help", "this text")->group("");
+
+  const std::string main_help = app.help();
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp&) {
+    std::fputs(app.help().c_str(), stdout);  // the chosen command's help, if there is one
+    return 0;
+  } catch (const CLI::ParseError& e) {
+    // Name the command whose arguments were wrong, and show its help.
+    const std::vector<CLI::App*> chosen = app.get_subcommands();
+    const std::string who = chosen.empty() ? "perfbuf" : "perfbuf " + chosen.front()->get_name();
+    std::string what = e.what();
+    if (chosen.empty())
+      what = app.remaining().empty() ? "which command? trace or bench"
+                                     : "unknown command '" + app.remaining().front() + "'";
+    std::fprintf(stderr, "%s: %s\n\n%s", who.c_str(), what.c_str(), app.help().c_str());
     return 2;
   }
-  const char* cmd = argv[1];
-  if (!std::strcmp(cmd, "trace")) return perfbuf::tools::trace_main(argc - 1, argv + 1);
-  if (!std::strcmp(cmd, "bench")) return perfbuf::bench::bench_main(argc - 1, argv + 1);
-  if (!std::strcmp(cmd, "-h") || !std::strcmp(cmd, "--help") || !std::strcmp(cmd, "help")) {
-    std::fputs(kUsage, stdout);
+  if (help->parsed()) {
+    std::fputs(main_help.c_str(), stdout);
     return 0;
   }
-  std::fprintf(stderr, "perfbuf: unknown command '%s'\n\n%s", cmd, kUsage);
-  return 2;
+  for (const tools::Command& c : commands)
+    if (c.app->parsed()) return c.run();
+  return 2;  // unreachable: a command is required
 }

@@ -15,7 +15,8 @@
 #include <string>
 #include <vector>
 
-#include "args.h"
+#include "cli.h"
+#include "json_lines.h"
 #include "write_tracer.h"
 
 namespace perfbuf::tools {
@@ -24,24 +25,10 @@ namespace {
 
 std::size_t sys_page_size() { return static_cast<std::size_t>(getpagesize()); }
 
-constexpr const char* kUsage =
-    "usage: perfbuf trace [options]\n"
+constexpr const char* kDescription =
+    "count write(2) calls through a perf buffer, print events/s\n"
     "Counts write(2) calls seen by a BPF program, one record per call through a perf\n"
-    "buffer, checks each record's cookie and prints the rate once a second.\n"
-    "\n"
-    "  --attach MODE    auto (default), kprobe, tracepoint or raw_tracepoint;\n"
-    "                   auto tries them in that order and says which it used\n"
-    "  --duration SEC   stop after SEC seconds (default: run until Ctrl-C)\n"
-    "  --pid PID        only count writes by process PID\n"
-    "  --transport T    perf (default: a perf event array, one ring per CPU) or\n"
-    "                   ringbuf (a BPF ring buffer shared by all CPUs)\n"
-    "  --pages N        ring size in pages, a power of two: per CPU for perf\n"
-    "                   (default: 512 KiB worth), in all for ringbuf (default:\n"
-    "                   512 KiB per CPU)\n"
-    "  --events         print every event: time, cpu, pid, tid\n"
-    "  --ordered        events of all CPUs in time order (perf transport)\n"
-    "  --json           one JSON object per line instead of text\n"
-    "  -h, --help       this text\n";
+    "buffer, checks each record's cookie and prints the rate once a second.\n";
 
 volatile sig_atomic_t g_stop = 0;
 void on_signal(int) { g_stop = 1; }
@@ -57,64 +44,49 @@ struct TraceArgs {
   bool json = false;
 };
 
-int usage_error(const std::string& what) {
-  std::fprintf(stderr, "perfbuf trace: %s\n\n%s", what.c_str(), kUsage);
-  return 2;
-}
-
-// Returns an exit code when parsing ends the program (help or error).
-std::optional<int> parse(int argc, char** argv, TraceArgs& out) {
-  for (int i = 1; i < argc; ++i) {
-    const std::string_view arg = argv[i];
-    auto value = [&]() -> std::optional<std::string_view> {
-      if (i + 1 >= argc) return std::nullopt;
-      return std::string_view(argv[++i]);
-    };
-    if (arg == "-h" || arg == "--help") {
-      std::fputs(kUsage, stdout);
-      return 0;
-    } else if (arg == "--events") {
-      out.events = true;
-    } else if (arg == "--ordered") {
-      out.ordered = true;
-    } else if (arg == "--json") {
-      out.json = true;
-    } else if (arg == "--attach") {
-      const auto v = value();
-      const auto mode = v ? parse_attach_mode(*v) : std::nullopt;
-      if (!mode) return usage_error("--attach takes auto, kprobe, tracepoint or raw_tracepoint");
-      out.attach = *mode;
-    } else if (arg == "--duration") {
-      const auto v = value();
-      const auto d = v ? parse_number<double>(*v, 0.001, 1e9) : std::nullopt;
-      if (!d) return usage_error("--duration takes a number of seconds greater than 0");
-      out.duration_s = *d;
-    } else if (arg == "--pid") {
-      const auto v = value();
-      const auto p = v ? parse_number<std::uint32_t>(*v, 1, 0x3fffffff) : std::nullopt;
-      if (!p) return usage_error("--pid takes a process id (a positive integer)");
-      if (::kill(static_cast<pid_t>(*p), 0) != 0 && errno == ESRCH)
-        return usage_error("--pid " + std::to_string(*p) + ": no such process");
-      out.pid = *p;
-    } else if (arg == "--transport") {
-      const auto v = value();
-      const auto t = v ? parse_transport(*v) : std::nullopt;
-      if (!t) return usage_error("--transport takes perf or ringbuf");
-      out.transport = *t;
-    } else if (arg == "--pages") {
-      const auto v = value();
-      const auto p = v ? parse_number<std::size_t>(*v, 1, std::size_t(1) << 18) : std::nullopt;
-      if (!p || (*p & (*p - 1)) != 0)
-        return usage_error("--pages takes a power of two from 1 to 262144");
-      out.pages = *p;
-    } else {
-      return usage_error("unknown argument '" + std::string(arg) + "'");
-    }
-  }
-  if (out.ordered && out.transport == Transport::ringbuf)
-    return usage_error("--ordered is for --transport perf: a ring buffer is one ring, already in "
-                       "the order its records were reserved");
-  return std::nullopt;
+// The options of `perfbuf trace`, parsed into args.
+void add_options(CLI::App& app, TraceArgs& args) {
+  add_parsed(app, "--attach", "MODE",
+             "auto (default), kprobe, tracepoint or raw_tracepoint;\n"
+             "auto tries them in that order and says which it used",
+             "takes auto, kprobe, tracepoint or raw_tracepoint",
+             [](const std::string& v) { return parse_attach_mode(v); },
+             [&args](AttachMode m) { args.attach = m; });
+  add_parsed(app, "--duration", "SEC", "stop after SEC seconds (default: run until Ctrl-C)",
+             "takes a number of seconds greater than 0", number_in<double>(0.001, 1e9),
+             [&args](double d) { args.duration_s = d; });
+  add_parsed(app, "--pid", "PID", "only count writes by process PID",
+             "takes a process id (a positive integer)",
+             number_in<std::uint32_t>(1, 0x3fffffff), [&args](std::uint32_t p) {
+               if (::kill(static_cast<pid_t>(p), 0) != 0 && errno == ESRCH)
+                 throw CLI::ValidationError("--pid " + std::to_string(p), "no such process");
+               args.pid = p;
+             });
+  add_parsed(app, "--transport", "T",
+             "perf (default: a perf event array, one ring per CPU) or\n"
+             "ringbuf (a BPF ring buffer shared by all CPUs)",
+             "takes perf or ringbuf", [](const std::string& v) { return parse_transport(v); },
+             [&args](Transport t) { args.transport = t; });
+  add_parsed(app, "--pages", "N",
+             "ring size in pages, a power of two: per CPU for perf\n"
+             "(default: 512 KiB worth), in all for ringbuf (default:\n"
+             "512 KiB per CPU)",
+             "takes a power of two from 1 to 262144",
+             [](const std::string& v) {
+               const auto p = parse_number<std::size_t>(v, 1, std::size_t(1) << 18);
+               return p && std::has_single_bit(*p) ? p : std::nullopt;
+             },
+             [&args](std::size_t p) { args.pages = p; });
+  app.add_flag("--events", args.events, "print every event: time, cpu, pid, tid");
+  app.add_flag("--ordered", args.ordered, "events of all CPUs in time order (perf transport)");
+  app.add_flag("--json", args.json, "one JSON object per line instead of text");
+  // Checked once every option is in.
+  app.callback([&args] {
+    if (args.ordered && args.transport == Transport::ringbuf)
+      throw CLI::ValidationError("--ordered",
+                                 "is for --transport perf: a ring buffer is one ring, already in "
+                                 "the order its records were reserved");
+  });
 }
 
 struct Counts {
@@ -135,20 +107,25 @@ void print_summary(const TraceArgs& args, AttachMode mode, const Reader& reader,
   const CpuStats total = reader.total_stats();
   const double rate = seconds > 0 ? c.received / seconds : 0;
   if (args.json) {
-    std::printf("{\"type\":\"summary\",\"attach\":\"%s\",\"received\":%" PRIu64
-                ",\"lost\":%" PRIu64 ",\"cookie_errors\":%" PRIu64
-                ",\"seconds\":%.3f,\"events_per_s\":%.0f,\"attempts\":%" PRIu64
-                ",\"kernel_lost\":%" PRIu64 ",\"send_failures\":%" PRIu64 ",\"wakeups\":%" PRIu64
-                ",\"per_cpu\":[",
-                to_string(mode), c.received, all_lost(total), c.cookie_errors, seconds, rate,
-                total.attempts, total.lost, total.failed, total.wakeups);
-    const auto stats = reader.stats();
-    for (std::size_t i = 0; i < stats.size(); ++i)
-      std::printf("%s{\"cpu\":%d,\"records\":%" PRIu64 ",\"lost\":%" PRIu64
-                  ",\"send_failures\":%" PRIu64 ",\"wakeups\":%" PRIu64 "}",
-                  i ? "," : "", stats[i].cpu, stats[i].records, stats[i].lost, stats[i].failed,
-                  stats[i].wakeups);
-    std::printf("]}\n");
+    Json per_cpu = Json::array();
+    for (const CpuStats& s : reader.stats())
+      per_cpu.push_back({{"cpu", s.cpu},
+                         {"records", s.records},
+                         {"lost", s.lost},
+                         {"send_failures", s.failed},
+                         {"wakeups", s.wakeups}});
+    print_json_line({{"type", "summary"},
+                     {"attach", to_string(mode)},
+                     {"received", c.received},
+                     {"lost", all_lost(total)},
+                     {"cookie_errors", c.cookie_errors},
+                     {"seconds", rounded(seconds, 3)},
+                     {"events_per_s", std::llround(rate)},
+                     {"attempts", total.attempts},
+                     {"kernel_lost", total.lost},
+                     {"send_failures", total.failed},
+                     {"wakeups", total.wakeups},
+                     {"per_cpu", std::move(per_cpu)}});
   } else {
     std::printf("summary: received %" PRIu64 " events in %.2f s (%.0f events/s), lost %" PRIu64
                 " (%" PRIu64 " outputs failed in the program), cookie errors %" PRIu64
@@ -196,9 +173,8 @@ int run(const TraceArgs& args, const sigset_t& stop_signals) {
     // buffer's records have none, so the program's own.
     const std::uint64_t time_ns = args.transport == Transport::perf ? s.time_ns : e.time_ns;
     if (args.json)
-      std::printf("{\"type\":\"event\",\"time_ns\":%" PRIu64
-                  ",\"cpu\":%d,\"pid\":%u,\"tid\":%u}\n",
-                  time_ns, s.cpu, e.tgid, e.tid);
+      print_json_line(
+          {{"type", "event"}, {"time_ns", time_ns}, {"cpu", s.cpu}, {"pid", e.tgid}, {"tid", e.tid}});
     else
       std::printf("%" PRIu64 ".%09" PRIu64 " cpu %d pid %u tid %u\n", time_ns / 1000000000,
                   time_ns % 1000000000, s.cpu, e.tgid, e.tid);
@@ -218,11 +194,13 @@ int run(const TraceArgs& args, const sigset_t& stop_signals) {
   const AttachMode mode = tracer.attach(args.attach, notes);
 
   if (args.json) {
-    std::printf("{\"type\":\"start\",\"attach\":\"%s\",\"transport\":\"%s\",\"cpus\":%zu,"
-                "\"rings\":%zu,\"pages\":%zu}\n",
-                to_string(mode), to_string(args.transport), online_cpus().size(), reader.ring_count(),
-                args.transport == Transport::perf ? reader.options().pages_per_cpu
-                                                  : ringbuf_bytes / sys_page_size());
+    print_json_line({{"type", "start"},
+                     {"attach", to_string(mode)},
+                     {"transport", to_string(args.transport)},
+                     {"cpus", online_cpus().size()},
+                     {"rings", reader.ring_count()},
+                     {"pages", args.transport == Transport::perf ? reader.options().pages_per_cpu
+                                                                 : ringbuf_bytes / sys_page_size()}});
   } else {
     for (const std::string& n : notes) std::printf("skipped %s\n", n.c_str());
     std::printf("tracing write(2) via %s on %zu CPUs%s%s; Ctrl-C to stop\n", to_string(mode),
@@ -248,10 +226,12 @@ int run(const TraceArgs& args, const sigset_t& stop_signals) {
       const std::uint64_t lost = all_lost(reader.total_stats());
       at_last_tick = counts.received;
       if (args.json)
-        std::printf("{\"type\":\"interval\",\"second\":%.0f,\"events_per_s\":%" PRIu64
-                    ",\"received\":%" PRIu64 ",\"lost\":%" PRIu64 ",\"cookie_errors\":%" PRIu64
-                    "}\n",
-                    seconds_since(start), n, counts.received, lost, counts.cookie_errors);
+        print_json_line({{"type", "interval"},
+                         {"second", std::llround(seconds_since(start))},
+                         {"events_per_s", n},
+                         {"received", counts.received},
+                         {"lost", lost},
+                         {"cookie_errors", counts.cookie_errors}});
       else if (lost == 0 && counts.cookie_errors == 0)
         std::printf("recv %" PRIu64 " events/s\n", n);
       else  // losses and bad records are news: say them every second once there are any
@@ -285,12 +265,7 @@ int run(const TraceArgs& args, const sigset_t& stop_signals) {
   return status;
 }
 
-}  // namespace
-
-int trace_main(int argc, char** argv) {
-  TraceArgs args;
-  if (const auto code = parse(argc, argv, args)) return *code;
-
+int trace(const TraceArgs& args) {
   // No SA_RESTART: a signal interrupts the wait (or a blocked write), the loop
   // sees g_stop and ends with a summary. Blocked until tracing starts, so that
   // loading and attaching are never interrupted half-way.
@@ -314,6 +289,16 @@ int trace_main(int argc, char** argv) {
     std::fprintf(stderr, "perfbuf trace: %s\n", e.what());
     return 1;
   }
+}
+
+}  // namespace
+
+Command add_trace_command(CLI::App& perfbuf) {
+  CLI::App* app = perfbuf.add_subcommand("trace", kDescription);
+  configure(*app);
+  auto args = std::make_shared<TraceArgs>();
+  add_options(*app, *args);
+  return {app, [args] { return trace(*args); }};
 }
 
 }  // namespace perfbuf::tools

@@ -1,8 +1,10 @@
 #pragma once
 
+#include "cli.h"
+
 namespace perfbuf::tools {
 
-// `perfbuf trace [options]`: argv[0] is "trace". Returns the exit code.
-int trace_main(int argc, char** argv);
+// Adds `perfbuf trace [options]` to the tool's command line.
+Command add_trace_command(CLI::App& perfbuf);
 
 }  // namespace perfbuf::tools
