@@ -145,8 +145,10 @@ std::unique_ptr<EventRing> open_event_ring(perf_event_attr& attr, int cpu, std::
 // After the map slot is pointed at the other ring, an output that read the
 // slot just before may still land in the old ring: the new ring's records
 // wait this long after the old ring is empty. (The kernel writes a perf
-// record with preemption off, so such a write ends within microseconds.)
-constexpr std::chrono::microseconds kSwitchGrace{200};
+// record with preemption off, so such a write ends within microseconds,
+// unless a virtual machine's CPU is stopped by its host meanwhile: a record
+// that lands even later is handed out at once, flagged late.)
+constexpr std::chrono::milliseconds kSwitchGrace{1};
 
 // The perf ring(s) of one CPU. With Wakeup::adaptive() there are two: a
 // small one that wakes the reader on every record, where the map slot points
@@ -215,6 +217,7 @@ class PerfRing final : public PolledRing {
       }
       if (rec->kind == RingRecord::Kind::sample) {
         next_ = parser;
+        next_stray_ = stray_;
         return rec->sample.time_ns;
       }
       parser->advance();  // loss reports are not ordered: they go out at once
@@ -224,6 +227,7 @@ class PerfRing final : public PolledRing {
 
   void take_next(Pass& pass, bool late) override {
     if (!next_) return;
+    late = late || next_stray_;
     const std::optional<RingRecord> rec = next_->peek(scratch_);  // what next_time() saw
     if (!rec) return;
     next_->advance();  // before the handler: a record whose handler throws counts as consumed
@@ -253,7 +257,7 @@ class PerfRing final : public PolledRing {
       }
       const bool old = parser != &rings_[active_]->parser;
       const std::uint64_t taken = drain(*parser, pass, budget);
-      if (!old || more || pass.stopped) break;
+      if (!old || more || pass.stopped || taken == budget) break;
       budget -= taken;  // the old ring is empty: the rest of the budget for the new one
     }
     if (pass.take_all)  // consume(): losses no later record would report
@@ -300,7 +304,17 @@ class PerfRing final : public PolledRing {
       retired_.erase(retired_.begin());
       report_lost();
     }
-    if (old_ < 0) return &rings_[active_]->parser;
+    stray_ = false;
+    if (old_ < 0) {
+      // A write that landed in the inactive ring after the grace: older than
+      // what the active ring gave already.
+      const int inactive = 1 - active_;
+      if (rings_[inactive] && rings_[inactive]->parser.unread() != 0) {
+        stray_ = true;
+        return &rings_[inactive]->parser;
+      }
+      return &rings_[active_]->parser;
+    }
     RingParser& old = rings_[old_]->parser;
     if (old.unread() != 0) return &old;
     if (now - switched_at_ < kSwitchGrace) {
@@ -329,7 +343,9 @@ class PerfRing final : public PolledRing {
       Action on_sample(const RawSample& raw) {
         ++ring.stats.records;
         ring.stats.bytes += raw.data.size();
-        const Action a = ring.handlers_.on_sample(Sample{ring.cpu(), raw.time_ns, raw.data});
+        if (ring.stray_) ++ring.stats.late;
+        const Action a =
+            ring.handlers_.on_sample(Sample{ring.cpu(), raw.time_ns, raw.data, ring.stray_});
         if (a == Action::next && --budget == 0) {
           out_of_budget = true;
           return Action::stop;
@@ -399,9 +415,11 @@ class PerfRing final : public PolledRing {
   std::vector<std::byte>& scratch_;
   bool timestamps_;
   RingParser* next_ = nullptr;      // the ring next_time() found the next sample in
+  bool next_stray_ = false;
   std::uint64_t kernel_lost_ = 0;   // from the kernel's loss records
   std::uint64_t counted_lost_ = 0;  // from the program's counts (Reader::count_outputs)
   std::vector<std::unique_ptr<EventRing>> retired_;  // read before rings_, oldest first
+  bool stray_ = false;  // reading(): the ring returned holds records later than the grace
   std::uint64_t dropped_lost_ = 0;  // PERF_FORMAT_LOST of retired rings read to the end
 };
 
