@@ -13,6 +13,8 @@
 #include <thread>
 #include <vector>
 
+#include <bpf/libbpf.h>
+
 #include "bpf_support.h"
 #include "write_tracer.h"
 
@@ -147,6 +149,28 @@ TEST(Adaptive, RingBufferProgramStopsWakingTheReaderUnderHeavyTraffic) {
   expect_woken_per_record(reader, prog, 2);
   EXPECT_EQ(tracer.counts().wakeup_bytes, 0u) << "light again: a wakeup per record";
   EXPECT_EQ(got.times.size(), flooded + 2);
+}
+
+TEST(Adaptive, ARecordInTheRingSwitchedAwayFromIsDeliveredFlaggedLate) {
+  REQUIRE_BPF();
+  WriteTracer tracer({});
+  Received got;
+  Reader reader(tracer.events_map(), got.handler(), {}, Options{.cpus = {0}});
+  const int prog = tracer.raw_tracepoint_fd();
+  ASSERT_EQ(fire_on_cpu(prog, 0), 0);  // light traffic: into the ring that wakes the reader
+  ASSERT_TRUE(reader.consume().ok());
+  ASSERT_EQ(got.times.size(), 1u);
+  EXPECT_EQ(got.late, 0u);
+  // As if a write delayed past a switch's grace: a record in the other ring
+  // (ring_fd() is the polled one, idle while traffic is light).
+  const __u32 key = 0;
+  const __u32 polled = static_cast<__u32>(reader.ring_fd(0));
+  ASSERT_EQ(bpf_map_update_elem(bpf_map__fd(tracer.events_map()), &key, &polled, BPF_ANY), 0);
+  ASSERT_EQ(fire_on_cpu(prog, 0), 0);
+  ASSERT_TRUE(reader.consume().ok());
+  ASSERT_EQ(got.times.size(), 2u) << "the record in the inactive ring was not read";
+  EXPECT_EQ(got.late, 1u);
+  EXPECT_EQ(reader.total_stats().late, 1u);
 }
 
 // The sizes of this process's perf ring mappings, smallest first.
