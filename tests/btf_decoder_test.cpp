@@ -88,6 +88,12 @@ TEST_F(BtfDecoderTest, StringStopsAtTheFirstNulAndFullArrayHasNoNul) {
   EXPECT_EQ(j["comm"], "\xc3\xbf");
   EXPECT_NE(to_text(decoder("cat_record").decode(bytes_of(r)).value).find(R"(comm="\xff")"),
             std::string::npos);
+  // Overlong and surrogate forms are not UTF-8 either (found by the fuzzer).
+  std::memcpy(r.comm, "a\xc0\x80\xed\xa0\x80", 7);
+  EXPECT_EQ(to_json(decoder("cat_record").decode(bytes_of(r)).value)["comm"],
+            "a\xc3\x80\xc2\x80\xc3\xad\xc2\xa0\xc2\x80");
+  std::memcpy(r.comm, "\xe2\x82\xac", 4);  // a valid one stays as it is
+  EXPECT_EQ(to_json(decoder("cat_record").decode(bytes_of(r)).value)["comm"], "\xe2\x82\xac");
 }
 
 TEST_F(BtfDecoderTest, ShortRecordDecodesWhatIsThereAndSaysSo) {

@@ -46,12 +46,33 @@ bool is_char(const struct btf* btf, const btf_type* t) {
   return name && std::strcmp(name, "char") == 0;
 }
 
+// Strict UTF-8 (RFC 3629): no overlong forms, no surrogates, nothing past U+10FFFF.
 bool valid_utf8(std::string_view s) {
   for (std::size_t i = 0; i < s.size();) {
     const auto c = static_cast<unsigned char>(s[i]);
-    const std::size_t n = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
-    if (n == 0 || i + n > s.size()) return false;
-    for (std::size_t k = 1; k < n; ++k)
+    if (c < 0x80) {
+      ++i;
+      continue;
+    }
+    std::size_t n;
+    unsigned char lo = 0x80, hi = 0xbf;  // the second byte's range
+    if (c >= 0xc2 && c <= 0xdf) {
+      n = 2;
+    } else if (c >= 0xe0 && c <= 0xef) {
+      n = 3;
+      if (c == 0xe0) lo = 0xa0;
+      if (c == 0xed) hi = 0x9f;
+    } else if (c >= 0xf0 && c <= 0xf4) {
+      n = 4;
+      if (c == 0xf0) lo = 0x90;
+      if (c == 0xf4) hi = 0x8f;
+    } else {
+      return false;
+    }
+    if (i + n > s.size()) return false;
+    const auto second = static_cast<unsigned char>(s[i + 1]);
+    if (second < lo || second > hi) return false;
+    for (std::size_t k = 2; k < n; ++k)
       if ((static_cast<unsigned char>(s[i + k]) >> 6) != 2) return false;
     i += n;
   }
@@ -110,6 +131,7 @@ Decoded BtfDecoder::decode(std::span<const std::uint8_t> record) const {
 void BtfDecoder::decode_members(const btf_type* t, std::span<const std::uint8_t> bytes,
                                 std::size_t base_bits, Value& out) const {
   const struct btf_member* m = btf_members(t);
+  out.fields.reserve(out.fields.size() + btf_vlen(t));
   for (unsigned i = 0; i < btf_vlen(t); ++i, ++m) {
     const std::size_t bit = base_bits + btf_member_bit_offset(t, i);
     const std::uint32_t bitfield = btf_member_bitfield_size(t, i);
@@ -125,14 +147,18 @@ void BtfDecoder::decode_members(const btf_type* t, std::span<const std::uint8_t>
       decode_members(mt, bytes, bit, out);
       continue;
     }
-    Value v = decode_type(m->type, bytes, bit, bitfield);
+    // Decoded in place: no copy of the value into the list.
+    Field& f = out.fields.emplace_back();
+    f.value = decode_type(m->type, bytes, bit, bitfield);
+    const Value& v = f.value;
     if (v.partial && v.kind != Value::Kind::record && v.kind != Value::Kind::array &&
         v.kind != Value::Kind::string) {
+      out.fields.pop_back();
       out.partial = true;  // a scalar cut off by the end of the record: left out
       continue;
     }
     if (v.partial) out.partial = true;
-    out.fields.push_back({name ? name : "", std::move(v)});
+    if (name) f.name = name;
   }
 }
 
@@ -268,6 +294,7 @@ Value BtfDecoder::decode_type(std::uint32_t type_id, std::span<const std::uint8_
       }
       v.kind = Value::Kind::array;
       const std::size_t step = static_cast<std::size_t>(elem_size);
+      v.elements.reserve(std::min<std::size_t>(a->nelems, available / step + 1));
       for (std::uint32_t k = 0; k < a->nelems; ++k) {
         if (k * step >= available) {
           v.partial = true;
