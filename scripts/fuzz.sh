@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the libFuzzer targets with clang (ASan + UBSan) and fuzzes, one after
-# the other, the perf ring parser (ring_parser_fuzz) and the BPF ring buffer
-# cursor (ringbuf_cursor_fuzz), each for half of SECONDS (default 60, so the
+# the other, the perf ring parser (ring_parser_fuzz), the BPF ring buffer
+# cursor (ringbuf_cursor_fuzz) and perfbuf cat's BTF decoder
+# (btf_decoder_fuzz), each for a third of SECONDS (default 60, so the
 # whole run takes about as long as SECONDS) on top of its committed corpus in
 # fuzz/corpus/<name>. New inputs go to build-fuzz/corpus/<name>; a crash, hang
 # or sanitizer report fails the run and leaves the input as
@@ -9,11 +10,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds="${1:-60}"
-each=$((seconds / 2 > 0 ? seconds / 2 : 1))
+each=$((seconds / 3 > 0 ? seconds / 3 : 1))
 CC=clang CXX=clang++ cmake -S . -B build-fuzz -DPERFBUF_FUZZ=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build build-fuzz -j"$(nproc)"
 cd build-fuzz
-for name in ring_parser ringbuf_cursor; do
+for name in ring_parser ringbuf_cursor btf_decoder; do
   echo "fuzz: ${name}_fuzz for ${each} s"
   mkdir -p "corpus/$name"
   "./fuzz/${name}_fuzz" -max_total_time="$each" -timeout=5 -rss_limit_mb=2048 \

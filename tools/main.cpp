@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "bench_command.h"
+#include "cat_command.h"
 #include "cli.h"
 #include "trace_command.h"
 
@@ -16,6 +17,7 @@ int main(int argc, char** argv) {
   std::vector<tools::Command> commands = {
       tools::add_trace_command(app),
       bench::add_bench_command(app),
+      tools::add_cat_command(app),
   };
   for (const tools::Command& c : commands) c.app->group("commands");
   // `perfbuf help`, as `perfbuf --help`.
@@ -33,7 +35,7 @@ int main(int argc, char** argv) {
     const std::string who = chosen.empty() ? "perfbuf" : "perfbuf " + chosen.front()->get_name();
     std::string what = e.what();
     if (chosen.empty())
-      what = app.remaining().empty() ? "which command? trace or bench"
+      what = app.remaining().empty() ? "which command? trace, bench or cat"
                                      : "unknown command '" + app.remaining().front() + "'";
     std::fprintf(stderr, "%s: %s\n\n%s", who.c_str(), what.c_str(), app.help().c_str());
     return 2;
