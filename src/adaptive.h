@@ -13,9 +13,11 @@ class RateSwitch {
   using clock = std::chrono::steady_clock;
   // Records/s on one ring. Above kToPolled a wakeup per record costs the
   // producer and the reader more than polling every kAdaptivePoll; below
-  // kToWoken polling would make records wait for nothing.
-  static constexpr double kToPolled = 20000;
-  static constexpr double kToWoken = 5000;
+  // kToWoken polling would make records wait for nothing. Both sit above
+  // 10,000/s, where a record must arrive within 100 us, so a ring that a
+  // burst moved to polling at that rate comes back to its wakeups.
+  static constexpr double kToPolled = 40000;
+  static constexpr double kToWoken = 20000;
   static constexpr clock::duration kWindow = std::chrono::milliseconds(4);
   // Records found at one wakeup that mean a burst: the producer outruns the
   // wakeups, and the small ring of a woken perf CPU would soon be full, so

@@ -377,6 +377,7 @@ class PerfRing final : public PolledRing {
     old_ = active_;
     active_ = next;
     switched_at_ = clock::now();
+    more = true;  // read the old ring to its end now, not at the next wakeup or flush
   }
 
   void on_lost(std::uint64_t count) {

@@ -52,16 +52,17 @@ class RingbufRing final : public PolledRing {
     const DrainResult r = cursor_.drain(visitor, budget);
     pass.records += r.records;
     pass.stopped = r.stopped;
-    // Under the kernel's rule a record committed while the drain ran woke no
-    // one (the reader was behind): come back for it rather than at the flush.
-    more = (r.stopped || r.records == budget || kernel_wakes_per_record()) &&
-           cursor_.readable() != 0;
     if (r.corrupt) {
       ++stats.corrupt;
       pass.add_error(Error(EBADMSG, std::string("ring buffer: ") + r.corrupt +
                                         "; skipped the rest of the ring"));
     }
-    adapt(r.records, pass);
+    adapt(r.records, pass);  // first: the mode it leaves decides what follows
+    // Under the kernel's rule a record committed while the drain ran (or
+    // before the switch to that rule) woke no one, the reader being behind:
+    // come back for it rather than wait for a wakeup that will not come.
+    more = (r.stopped || r.records == budget || kernel_wakes_per_record()) &&
+           cursor_.readable() != 0;
   }
 
  private:

@@ -110,7 +110,7 @@ struct Wakeup {
   std::uint32_t value = 0;
 
   // The default: follows the rate of each ring. While traffic is light
-  // (below ~20,000 records/s on a ring) every record wakes the reader, so it
+  // (below ~40,000 records/s on a ring) every record wakes the reader, so it
   // arrives within tens of microseconds; when it is heavy, the producer stops
   // waking the reader (waking costs the producer more than the record) and
   // the reader drains the ring every kAdaptivePoll instead. A perf event's
