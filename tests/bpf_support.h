@@ -55,6 +55,13 @@ inline bool kernel_has_kprobes() {
   return access("/sys/bus/event_source/devices/kprobe", F_OK) == 0;
 }
 
+// The write tracer sending through a ring buffer of `bytes`.
+inline tools::WriteTracer::Filter ringbuf_filter(std::uint32_t bytes = 256 * 1024,
+                                                 std::uint32_t only_tgid = 0) {
+  return {.only_tgid = only_tgid, .ignore_tgid = 0, .transport = tools::Transport::ringbuf,
+          .ringbuf_bytes = bytes};
+}
+
 // The highest online CPU id, if it is not 0.
 inline std::optional<int> cpu_other_than_zero() {
   const std::vector<int> cpus = online_cpus();

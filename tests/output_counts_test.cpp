@@ -22,9 +22,7 @@ using testing::fire_on_cpu;
 using tools::Transport;
 using tools::WriteTracer;
 
-WriteTracer::Filter ringbuf_filter(std::uint32_t bytes) {
-  return {.only_tgid = 0, .ignore_tgid = 0, .transport = Transport::ringbuf, .ringbuf_bytes = bytes};
-}
+using testing::ringbuf_filter;
 
 // What a reader's handlers saw.
 struct Seen {

@@ -20,10 +20,7 @@ using tools::AttachMode;
 using tools::Transport;
 using tools::WriteTracer;
 
-WriteTracer::Filter ringbuf_filter(std::uint32_t bytes = 256 * 1024, std::uint32_t only_tgid = 0) {
-  return {.only_tgid = only_tgid, .ignore_tgid = 0, .transport = Transport::ringbuf,
-          .ringbuf_bytes = bytes};
-}
+using testing::ringbuf_filter;
 
 TEST(RingbufKernel, ChildDoingKWritesYieldsExactlyKEvents) {
   REQUIRE_BPF();
