@@ -247,8 +247,8 @@ class PerfRing final : public PolledRing {
 
   void drain(Pass& pass, std::uint64_t budget) override {
     const clock::time_point now = clock::now();
-    const std::uint64_t before = stats.records;
     more = false;
+    bool probed = false;
     for (;;) {
       RingParser* parser = reading(now, pass.take_all);
       if (!parser) {
@@ -256,6 +256,17 @@ class PerfRing final : public PolledRing {
         break;
       }
       const bool old = parser != &rings_[active_]->parser;
+      // The small woken ring hands out only what makes a burst first, so that
+      // adapt() moves the slot to the polled ring before the rest is read:
+      // the producer stops filling the small ring while the reader works.
+      if (!old && active_ == 1 && !probed && budget > RateSwitch::kBurst) {
+        probed = true;
+        const std::uint64_t taken = drain(*parser, pass, RateSwitch::kBurst);
+        adapt(stats.records - records_at_adapt_, now, &pass);
+        budget -= taken;
+        if (taken < RateSwitch::kBurst || pass.stopped) break;
+        continue;  // switched: the old ring to its end; if not, the rest of the budget
+      }
       const std::uint64_t taken = drain(*parser, pass, budget);
       if (!old || more || pass.stopped || taken == budget) break;
       budget -= taken;  // the old ring is empty: the rest of the budget for the new one
@@ -263,7 +274,7 @@ class PerfRing final : public PolledRing {
     if (pass.take_all)  // consume(): losses no later record would report
       for (int i = 0; i < 2; ++i)
         if (rings_[i]) read_lost(i);
-    adapt(stats.records - before, now, &pass);
+    adapt(stats.records - records_at_adapt_, now, &pass);
   }
 
   void counted_loss(std::uint64_t count) override {

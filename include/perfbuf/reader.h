@@ -115,8 +115,8 @@ struct Wakeup {
   // waking the reader (waking costs the producer more than the record) and
   // the reader drains the ring every kAdaptivePoll instead. A perf event's
   // wakeup setting is fixed when it is opened, so each CPU gets two rings:
-  // one of pages_per_cpu that wakes on every record (a burst lands there),
-  // and one a quarter of that size that the reader polls; the map slot
+  // one of pages_per_cpu that the reader polls, and one a quarter of that
+  // size (at least 64 KiB) that wakes on every record; the map slot
   // points to one of them, and after a switch the other is drained first
   // (per-CPU order is kept, nothing is lost or delivered twice). A ring buffer switches between the
   // kernel's per-record wakeups and the watermark, through its program's
