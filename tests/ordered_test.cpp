@@ -106,6 +106,27 @@ TEST(OrderedMerge, RecordsYoungerThanTheWindowWait) {
   EXPECT_GE(monotonic_ns(), now + 50000000);
 }
 
+// A held record needs no flush timer: the pass comes when the window has
+// passed over it (here max_delay is a minute and nothing else wakes the poll).
+TEST(OrderedMerge, AHeldRecordGoesOutWhenTheWindowHasPassedNotAtTheFlush) {
+  Delivered out;
+  FakeTimedRing a(0, out);
+  detail::LoopOptions options = ordered_options(std::chrono::milliseconds(20));
+  options.max_delay = std::chrono::minutes(1);
+  detail::Poller poller(options);
+  poller.add(a);
+  const std::uint64_t now = monotonic_ns();
+  a.show(now);
+  const std::uint64_t one = 1;  // as the kernel's wakeup would
+  ASSERT_EQ(write(a.fd(), &one, sizeof one), 8);
+  ASSERT_TRUE(poller.poll(milliseconds(0), nullptr).ok());
+  EXPECT_EQ(out.times.size(), 0u);  // younger than the window
+  auto r = poller.poll(milliseconds(10000), nullptr);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(*r, 1u) << "the held record waited for the flush";
+  EXPECT_GE(monotonic_ns(), now + 20000000);
+}
+
 TEST(OrderedMerge, ARingHeldBackDeliversItsRecordsLateAndCountsThemExactly) {
   Delivered out;
   FakeTimedRing a(0, out), b(1, out);
@@ -178,11 +199,16 @@ TEST(OrderedKernel, WritersOnEveryCpuComeOutInTimeOrder) {
       for (int i = 0; i < kPerCpu; ++i) testing::fire_on_cpu(tracer.raw_tracepoint_fd(), cpu);
     });
   const std::size_t expected = cpus.size() * kPerCpu;
-  for (int i = 0; i < 200 && times.size() < expected; ++i)
-    ASSERT_TRUE(reader.poll(milliseconds(20)).ok());
+  // A poll() returns once it handed out records, which may be a few at a
+  // time: bounded by time, not by the number of calls.
+  const auto poll_until = [&](std::chrono::steady_clock::time_point end) {
+    for (int i = 0; i < 1000000 && times.size() < expected && std::chrono::steady_clock::now() < end;
+         ++i)
+      ASSERT_TRUE(reader.poll(milliseconds(20)).ok());
+  };
+  poll_until(std::chrono::steady_clock::now() + std::chrono::seconds(10));
   for (auto& w : writers) w.join();
-  for (int i = 0; i < 200 && times.size() < expected; ++i)
-    ASSERT_TRUE(reader.poll(milliseconds(20)).ok());
+  poll_until(std::chrono::steady_clock::now() + std::chrono::seconds(10));
   ASSERT_EQ(times.size(), expected);
   // Flagged late: exactly the records older than one handed out before them.
   std::size_t behind = 0;
