@@ -4,12 +4,14 @@
 
 #include <perfbuf/reader.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <fstream>
 #include <map>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "bpf_support.h"
 #include "write_tracer.h"
@@ -109,6 +111,47 @@ TEST(Hotplug, CpuOfflineAndBackUnderLoadLosesNothingSilently) {
       << "records " << total.records << ", lost " << total.lost << ", failed " << total.failed;
   EXPECT_EQ(lost, total.lost + total.failed);
   EXPECT_EQ(reader.ring_count(), online_cpus().size()) << "one ring per CPU, no more";
+}
+
+TEST(Hotplug, WhatARingHeldWhenItsCpuWentOfflineIsDeliveredBeforeItsNewerRecords) {
+  REQUIRE_BPF();
+  REQUIRE_SECOND_CPU(cpu);
+  AllCpusBackOnline restore;
+  WriteTracer tracer({});
+  std::vector<std::uint64_t> times;  // write_event::time_ns of the CPU's records, as received
+  std::uint64_t lost = 0;
+  // Below the watermark and with a minute's max_delay, nothing reads the ring
+  // before the reader sees the CPU come back: the records are still in the
+  // old ring when its events are replaced.
+  Reader reader(
+      tracer.events_map(),
+      [&](const Sample& s) {
+        const auto e = tools::checked_write_event(s);
+        if (!e) ADD_FAILURE() << "a bad record";
+        else if (s.cpu == *cpu) times.push_back(e->time_ns);
+      },
+      [&](int, std::uint64_t n) { lost += n; },
+      Options{.wakeup = Wakeup::watermark(0), .max_delay = std::chrono::minutes(1)});
+  reader.count_outputs(tracer.counts_map());
+  const int prog = tracer.raw_tracepoint_fd();
+
+  constexpr int kBefore = 50, kAfter = 30;
+  for (int i = 0; i < kBefore; ++i) ASSERT_EQ(fire_on_cpu(prog, *cpu), 0);
+  const std::string off = set_online(*cpu, false);
+  ASSERT_TRUE(off.empty()) << off;
+  const std::string on = set_online(*cpu, true);
+  ASSERT_TRUE(on.empty()) << on;
+  // The kernel sends its CPU events before the writes return: this poll
+  // gives the CPU new events, and reads nothing (no wakeup, no flush due).
+  ASSERT_TRUE(reader.poll(milliseconds(20)).ok());
+  for (int i = 0; i < kAfter; ++i) ASSERT_EQ(fire_on_cpu(prog, *cpu), 0);
+  ASSERT_TRUE(reader.consume().ok());
+
+  EXPECT_EQ(tracer.failures(), 0u) << "an output found no ring: the new events came too late";
+  EXPECT_EQ(lost, 0u);
+  ASSERT_EQ(times.size(), static_cast<std::size_t>(kBefore + kAfter))
+      << "what the ring held when its CPU went offline was not delivered";
+  EXPECT_TRUE(std::is_sorted(times.begin(), times.end())) << "the old ring's records came later";
 }
 
 }  // namespace

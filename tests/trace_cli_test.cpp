@@ -104,6 +104,34 @@ TEST(TraceCli, RingbufTransportCountsExactlyTheChildsWrites) {
   EXPECT_EQ(per_cpu[0]["cpu"], -1) << r.summary;
 }
 
+// A ring buffer's full-ring loss is an output that failed in the program:
+// the tool is stopped while the child writes far more than one page holds.
+TEST(TraceCli, JsonSummaryReportsRingBufferOutputsThatFailed) {
+  REQUIRE_BPF();
+  constexpr int kFlood = 20000;
+  testing::WritingChild child(kFlood);
+  Cli cli({"trace", "--pid", std::to_string(child.pid()), "--json", "--transport", "ringbuf",
+           "--pages", "1", "--duration", "1.5"});
+  const std::string start = cli.read_line().value_or("");
+  ASSERT_EQ(json_type(start), "start") << start;
+  cli.signal(SIGSTOP);
+  const int child_exit = child.release_and_wait();  // every write while nobody reads
+  cli.signal(SIGCONT);
+  ASSERT_EQ(child_exit, 0);
+  std::string out, err;
+  ASSERT_EQ(cli.wait(out, err), 0) << err;
+
+  const std::string summary = last_line(out);
+  ASSERT_EQ(json_type(summary), "summary") << out;
+  const long long failed = json_number(summary, "send_failures").value_or(-1);
+  EXPECT_GT(failed, 0) << "the one-page ring buffer never filled, or its failures went unreported: "
+                       << summary;
+  EXPECT_EQ(json_number(summary, "attempts"), kFlood) << summary;
+  EXPECT_EQ(json_number(summary, "lost"), failed) << summary;
+  EXPECT_EQ(json_number(summary, "kernel_lost"), 0) << summary;
+  EXPECT_EQ(json_number(summary, "received").value_or(-1) + failed, kFlood) << summary;
+}
+
 INSTANTIATE_TEST_SUITE_P(Modes, TraceCliAttach,
                          ::testing::Values("auto", "tracepoint", "raw_tracepoint"));
 
