@@ -102,30 +102,46 @@ double seconds_since(std::chrono::steady_clock::time_point t) {
 // the program saw fail.
 std::uint64_t all_lost(const CpuStats& s) { return s.lost + s.failed; }
 
+// How the reader kept up with a ring (or, from total_stats(), all of them):
+// the record bytes it handed out, its drains and the time they took (handlers
+// included), and the most bytes a drain found waiting (how near the ring came
+// to full).
+void add_ring_telemetry(Json& object, const CpuStats& s) {
+  object["bytes"] = s.bytes;
+  object["drains"] = s.drains;
+  object["drain_ns"] = s.drain_ns;
+  object["fill_high_water_bytes"] = s.fill_high_water;
+}
+
 void print_summary(const TraceArgs& args, AttachMode mode, const Reader& reader, const Counts& c,
                    double seconds) {
   const CpuStats total = reader.total_stats();
   const double rate = seconds > 0 ? c.received / seconds : 0;
   if (args.json) {
     Json per_cpu = Json::array();
-    for (const CpuStats& s : reader.stats())
-      per_cpu.push_back({{"cpu", s.cpu},
-                         {"records", s.records},
-                         {"lost", s.lost},
-                         {"send_failures", s.failed},
-                         {"wakeups", s.wakeups}});
-    print_json_line({{"type", "summary"},
-                     {"attach", to_string(mode)},
-                     {"received", c.received},
-                     {"lost", all_lost(total)},
-                     {"cookie_errors", c.cookie_errors},
-                     {"seconds", rounded(seconds, 3)},
-                     {"events_per_s", std::llround(rate)},
-                     {"attempts", total.attempts},
-                     {"kernel_lost", total.lost},
-                     {"send_failures", total.failed},
-                     {"wakeups", total.wakeups},
-                     {"per_cpu", std::move(per_cpu)}});
+    for (const CpuStats& s : reader.stats()) {
+      Json entry = {{"cpu", s.cpu},
+                    {"records", s.records},
+                    {"lost", s.lost},
+                    {"send_failures", s.failed},
+                    {"wakeups", s.wakeups}};
+      add_ring_telemetry(entry, s);
+      per_cpu.push_back(std::move(entry));
+    }
+    Json summary = {{"type", "summary"},
+                    {"attach", to_string(mode)},
+                    {"received", c.received},
+                    {"lost", all_lost(total)},
+                    {"cookie_errors", c.cookie_errors},
+                    {"seconds", rounded(seconds, 3)},
+                    {"events_per_s", std::llround(rate)},
+                    {"attempts", total.attempts},
+                    {"kernel_lost", total.lost},
+                    {"send_failures", total.failed},
+                    {"wakeups", total.wakeups}};
+    add_ring_telemetry(summary, total);
+    summary["per_cpu"] = std::move(per_cpu);
+    print_json_line(summary);
   } else {
     std::printf("summary: received %" PRIu64 " events in %.2f s (%.0f events/s), lost %" PRIu64
                 " (%" PRIu64 " outputs failed in the program), cookie errors %" PRIu64
@@ -223,16 +239,19 @@ int run(const TraceArgs& args, const sigset_t& stop_signals) {
     const clock::time_point now = clock::now();
     if (now >= next_tick) {
       const std::uint64_t n = counts.received - at_last_tick;
-      const std::uint64_t lost = all_lost(reader.total_stats());
+      const CpuStats total = reader.total_stats();
+      const std::uint64_t lost = all_lost(total);
       at_last_tick = counts.received;
-      if (args.json)
-        print_json_line({{"type", "interval"},
+      if (args.json) {
+        Json interval = {{"type", "interval"},
                          {"second", std::llround(seconds_since(start))},
                          {"events_per_s", n},
                          {"received", counts.received},
                          {"lost", lost},
-                         {"cookie_errors", counts.cookie_errors}});
-      else if (lost == 0 && counts.cookie_errors == 0)
+                         {"cookie_errors", counts.cookie_errors}};
+        add_ring_telemetry(interval, total);  // so far, as received and lost
+        print_json_line(interval);
+      } else if (lost == 0 && counts.cookie_errors == 0)
         std::printf("recv %" PRIu64 " events/s\n", n);
       else  // losses and bad records are news: say them every second once there are any
         std::printf("recv %" PRIu64 " events/s (lost %" PRIu64 ", cookie errors %" PRIu64
