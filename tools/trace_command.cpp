@@ -111,7 +111,7 @@ void add_ring_telemetry(Json& object, const CpuStats& s) {
   object["drains"] = s.drains;
   object["drain_ns"] = s.drain_ns;
   object["fill_high_water_bytes"] = s.fill_high_water;
-  object["reopens"] = s.reopens;  // the CPU came back online: new events, followed
+  object["reopens"] = s.reopens;
 }
 
 void print_summary(const TraceArgs& args, AttachMode mode, const Reader& reader, const Counts& c,
