@@ -5,6 +5,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <deque>
 #include <thread>
 #include <vector>
@@ -219,6 +220,34 @@ TEST(OrderedKernel, WritersOnEveryCpuComeOutInTimeOrder) {
   EXPECT_EQ(behind, late) << "every record older than one before it is flagged late";
   EXPECT_EQ(behind, 0u);
   EXPECT_EQ(reader.total_stats().late, late);
+}
+
+// Records that wait in two CPUs' rings with their times interleaved: a reader
+// that drains ring by ring hands out all of one CPU's first, whatever the
+// scheduler does; ordered hands them out oldest first.
+TEST(OrderedKernel, InterleavedRecordsWaitingOnTwoCpusComeOutInTimeOrder) {
+  REQUIRE_BPF();
+  REQUIRE_SECOND_CPU(other);
+  tools::WriteTracer tracer({});
+  std::vector<std::uint64_t> times;
+  std::vector<int> cpus;
+  Reader reader(tracer.events_map(), [&](const Sample& s) {
+    times.push_back(s.time_ns);
+    cpus.push_back(s.cpu);
+  }, {}, Options{.ordered = true, .reorder_window = std::chrono::milliseconds(20)});
+  constexpr int kPerCpu = 500;  // well within the ring that wakes per record
+  for (int i = 0; i < kPerCpu; ++i)
+    for (int cpu : {0, *other}) ASSERT_EQ(testing::fire_on_cpu(tracer.raw_tracepoint_fd(), cpu), 0);
+  const auto end = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  for (int i = 0; i < 100000 && times.size() < 2 * kPerCpu && std::chrono::steady_clock::now() < end;
+       ++i)
+    ASSERT_TRUE(reader.poll(milliseconds(20)).ok());
+  ASSERT_EQ(times.size(), 2u * kPerCpu);
+  EXPECT_TRUE(std::is_sorted(times.begin(), times.end())) << "handed out ring by ring";
+  // The CPUs alternate, as they were written.
+  for (std::size_t i = 0; i < cpus.size(); ++i)
+    ASSERT_EQ(cpus[i], i % 2 ? *other : 0) << "record " << i;
+  EXPECT_EQ(reader.total_stats().late, 0u);
 }
 
 TEST(OrderedKernel, OptionsAreChecked) {
