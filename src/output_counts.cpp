@@ -64,6 +64,16 @@ void OutputCounts::set_paused(bool paused) {
   write_control();
 }
 
+OutputCounts::~OutputCounts() {
+  if (fd_.get() < 0 || (control_.paused == 0 && control_.wakeup_bytes == 0)) return;
+  control_ = {};
+  try {
+    write_control();
+  } catch (const Error&) {
+    // Nothing to report it to; the map's next reader clears the control too.
+  }
+}
+
 void OutputCounts::write_control() {
   sys::percpu_update_all(fd_.get(), PERFBUF_KEY_CONTROL, &control_, sizeof control_);
 }

@@ -16,6 +16,11 @@ class OutputCounts {
  public:
   // Checks that `fd` is a counts map (PERFBUF_COUNTS_MAP); throws Error if not.
   explicit OutputCounts(sys::Fd fd);
+  // Gives the program back its defaults (not paused, the kernel's wakeup
+  // rule): a reader that goes away while paused must not leave the program
+  // failing every output for the next reader.
+  ~OutputCounts();
+  OutputCounts(OutputCounts&&) = default;
 
   // What a CPU's counts grew by since the last read.
   struct Growth {

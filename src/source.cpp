@@ -4,7 +4,8 @@ namespace perfbuf::detail {
 
 void Source::count_outputs(sys::Fd counts_fd) {
   OutputCounts counts(std::move(counts_fd));  // throws for a wrong map: nothing changed yet
-  counts_ = std::move(counts);  // in place: a ring buffer's pointer to it stays good
+  counts_.reset();  // an earlier map's control goes back to its defaults first
+  counts_.emplace(std::move(counts));  // in place: a ring buffer's pointer to it stays good
   control(*counts_);
 }
 

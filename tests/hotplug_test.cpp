@@ -2,6 +2,8 @@
 // load, several times. Every CPU is brought back online whatever happens.
 #include <gtest/gtest.h>
 
+#include <bpf/libbpf.h>
+#include <perfbuf/perfbuf.h>
 #include <perfbuf/reader.h>
 
 #include <algorithm>
@@ -9,6 +11,7 @@
 #include <chrono>
 #include <fstream>
 #include <map>
+#include <memory>
 #include <string>
 #include <thread>
 #include <vector>
@@ -157,6 +160,48 @@ TEST(Hotplug, WhatARingHeldWhenItsCpuWentOfflineIsDeliveredBeforeItsNewerRecords
   ASSERT_EQ(times.size(), static_cast<std::size_t>(kBefore + kAfter))
       << "what the ring held when its CPU went offline was not delivered";
   EXPECT_TRUE(std::is_sorted(times.begin(), times.end())) << "the old ring's records came later";
+}
+
+// The C API reports a CPU's return in its ring's stats, and the ring reads on.
+TEST(Hotplug, CApiRingStatsCountACpusReturn) {
+  REQUIRE_BPF();
+  REQUIRE_SECOND_CPU(cpu);
+  AllCpusBackOnline restore;
+  WriteTracer tracer({});
+  struct Seen {
+    int cpu;
+    int records = 0;
+  } seen{*cpu};
+  perfbuf_t* pb = perfbuf__new(
+      bpf_map__fd(tracer.events_map()), 8,
+      [](void* ctx, int record_cpu, void*, __u32) {
+        auto* s = static_cast<Seen*>(ctx);
+        if (record_cpu == s->cpu) ++s->records;
+      },
+      nullptr, &seen, nullptr);
+  ASSERT_NE(pb, nullptr) << perfbuf_last_error();
+  std::unique_ptr<perfbuf_t, void (*)(perfbuf_t*)> owner(pb, perfbuf__free);
+  std::size_t ring = perfbuf__buffer_cnt(pb);
+  perfbuf_ring_stats st{};
+  st.sz = sizeof st;
+  for (std::size_t i = 0; i < perfbuf__buffer_cnt(pb); ++i) {
+    ASSERT_EQ(perfbuf__ring_stats(pb, i, &st), 0) << perfbuf_last_error();
+    if (st.cpu == *cpu) ring = i;
+  }
+  ASSERT_LT(ring, perfbuf__buffer_cnt(pb)) << "no ring for CPU " << *cpu;
+  EXPECT_EQ(st.reopens, 0u);
+
+  const std::string off = set_online(*cpu, false);
+  ASSERT_TRUE(off.empty()) << off;
+  const std::string on = set_online(*cpu, true);
+  ASSERT_TRUE(on.empty()) << on;
+  // The kernel sends the CPU's events before the write returns: one poll follows them.
+  ASSERT_GE(perfbuf__poll(pb, 20), 0) << perfbuf_last_error();
+  ASSERT_EQ(perfbuf__ring_stats(pb, ring, &st), 0) << perfbuf_last_error();
+  EXPECT_EQ(st.reopens, 1u);
+  for (int i = 0; i < 5; ++i) ASSERT_EQ(fire_on_cpu(tracer.raw_tracepoint_fd(), *cpu), 0);
+  ASSERT_GE(perfbuf__consume(pb), 0) << perfbuf_last_error();
+  EXPECT_EQ(seen.records, 5) << "the returned CPU's ring was not read";
 }
 
 #ifdef PERFBUF_CLI

@@ -282,5 +282,23 @@ TEST(Pause, RingBufferPausesThroughItsCountsMapOnly) {
   EXPECT_EQ(seen.lost_by_cpu, (std::map<int, std::uint64_t>{{0, 4}}));
 }
 
+// The program outlives its readers: one that goes away paused must not leave
+// every later output failing.
+TEST(Pause, ARingBufferReaderDestroyedWhilePausedLeavesTheProgramSending) {
+  REQUIRE_BPF();
+  WriteTracer tracer(ringbuf_filter(64 * 1024));
+  {
+    Reader reader(tracer.events_map(), [](const Sample&) {});
+    reader.count_outputs(tracer.counts_map());
+    reader.pause();
+    ASSERT_EQ(tracer.counts().paused, 1u);
+  }
+  EXPECT_EQ(tracer.counts().paused, 0u);
+  EXPECT_EQ(tracer.counts().wakeup_bytes, 0u) << "the kernel's wakeup rule again";
+  const std::uint64_t failed_before = tracer.failures();
+  ASSERT_EQ(fire_on_cpu(tracer.raw_tracepoint_fd(), 0), 0);
+  EXPECT_EQ(tracer.failures(), failed_before) << "the output after the reader went away failed";
+}
+
 }  // namespace
 }  // namespace perfbuf
