@@ -1,0 +1,146 @@
+// `perfbuf trace --sink nats://...` against a real nats-server started by the test.
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <cstring>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "bpf_support.h"
+#include "cli_runner.h"
+#include "nats_server.h"
+#include "write_event.h"
+
+namespace perfbuf {
+namespace {
+
+using testing::Cli;
+using testing::json_number;
+using testing::last_line;
+using testing::NatsServer;
+using testing::parse_json;
+using testing::read_stream;
+using testing::run_cli;
+using testing::StoredRecord;
+
+std::vector<std::string> sink_args(const NatsServer& server, const std::string& stream) {
+  return {"--sink", server.url(), "--subject", "perfbuf.writes." + stream, "--stream", stream};
+}
+
+TEST(NatsCli, ChildsWritesEndUpInTheStreamExactlyOnce) {
+  REQUIRE_BPF();
+  REQUIRE_NATS_SERVER();
+  NatsServer server;
+  constexpr int kWrites = 5000;
+  testing::WritingChild child(kWrites);
+  const auto child_pid = static_cast<std::uint32_t>(child.pid());
+  std::vector<std::string> args{"trace", "--pid", std::to_string(child_pid), "--json",
+                                "--duration", "1.5", "--attach", "raw_tracepoint", "--pages",
+                                "1024"};
+  for (const std::string& a : sink_args(server, "WRITES")) args.push_back(a);
+  Cli cli(args);
+  const std::string start = cli.read_line().value_or("");
+  ASSERT_EQ(child.release_and_wait(), 0);
+  std::string out, err;
+  ASSERT_EQ(cli.wait(out, err), 0) << err;
+  EXPECT_EQ(parse_json(start).value("stream", ""), "WRITES") << start;
+
+  const nlohmann::json summary = parse_json(last_line(out));
+  ASSERT_TRUE(summary.contains("sink")) << out;
+  const nlohmann::json& sink = summary["sink"];
+  EXPECT_EQ(summary["received"], kWrites) << out;
+  EXPECT_EQ(sink["received"], kWrites) << sink;
+  EXPECT_EQ(sink["published_records"], kWrites) << sink;
+  EXPECT_EQ(sink["acknowledged"], kWrites) << sink;
+  EXPECT_EQ(sink["dropped"], 0) << sink;
+  EXPECT_EQ(sink["kernel_lost"], 0) << sink;
+  EXPECT_EQ(sink["accounted"], true) << sink;
+
+  const std::vector<StoredRecord> stored = read_stream(server.url(), "WRITES");
+  ASSERT_EQ(stored.size(), static_cast<std::size_t>(kWrites));
+  std::set<std::uint64_t> seqs;
+  for (const StoredRecord& r : stored) {
+    seqs.insert(r.seq);
+    write_event e{};
+    ASSERT_EQ(r.bytes.size(), sizeof e);
+    std::memcpy(&e, r.bytes.data(), sizeof e);
+    EXPECT_EQ(e.cookie, PERFBUF_WRITE_COOKIE);
+    EXPECT_EQ(e.tgid, child_pid);
+    EXPECT_EQ(r.header.run_id, sink["run_id"].get<std::uint64_t>());
+  }
+  // Sequences 0..K-1, each once: nothing missing, nothing twice.
+  EXPECT_EQ(seqs.size(), static_cast<std::size_t>(kWrites));
+  EXPECT_EQ(*seqs.begin(), 0u);
+  EXPECT_EQ(*seqs.rbegin(), static_cast<std::uint64_t>(kWrites - 1));
+}
+
+TEST(NatsCli, BadUrlIsAUsageError) {
+  for (std::vector<std::string> args :
+       {std::vector<std::string>{"trace", "--sink", "http://127.0.0.1:4222", "--subject", "a"},
+        {"trace", "--sink", "nats://127.0.0.1", "--subject", "a"},
+        {"trace", "--sink", "nats://127.0.0.1:4222"},
+        {"trace", "--sink", "nats://127.0.0.1:4222", "--subject", "a.*"},
+        {"trace", "--subject", "a"},
+        {"trace", "--sink", "nats://127.0.0.1:4222", "--subject", "a", "--stream", "a.b"}}) {
+    std::string out, err;
+    EXPECT_EQ(run_cli(args, out, err), 2) << args[2];
+    EXPECT_NE(err.find("usage: perfbuf"), std::string::npos) << err;
+  }
+  std::string out, err;
+  run_cli({"trace", "--sink", "http://127.0.0.1:4222", "--subject", "a"}, out, err);
+  EXPECT_NE(err.find("nats://HOST:PORT"), std::string::npos) << err;
+}
+
+TEST(NatsCli, UnreachableServerFailsAtStartWithTheReason) {
+  REQUIRE_BPF();
+  const std::string url = "nats://127.0.0.1:" + std::to_string(testing::free_loopback_port());
+  std::string out, err;
+  EXPECT_EQ(run_cli({"trace", "--duration", "5", "--sink", url, "--subject", "a"}, out, err), 1);
+  EXPECT_NE(err.find("perfbuf trace: cannot connect to " + url), std::string::npos) << err;
+  EXPECT_EQ(out.find("summary"), std::string::npos) << out;
+}
+
+// The server is killed while records flow and started again: the summary
+// accounts for every record received, as acknowledged or dropped.
+TEST(NatsCli, ServerKilledAndRestartedSummaryAccountsForEveryRecord) {
+  REQUIRE_BPF();
+  REQUIRE_NATS_SERVER();
+  NatsServer server;
+  constexpr int kWrites = 3000;
+  testing::WritingChild child(kWrites, kWrites);
+  std::vector<std::string> args{"trace", "--pid", std::to_string(child.pid()), "--json",
+                                "--duration", "4", "--attach", "raw_tracepoint", "--pages",
+                                "1024", "--ack-wait", "1", "--frame-records", "100"};
+  for (const std::string& a : sink_args(server, "CRASH")) args.push_back(a);
+  Cli cli(args);
+  cli.read_line();  // started
+  child.release();
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  server.kill();
+  child.release();  // these are read while the server is gone
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  server.start();
+  ASSERT_EQ(child.release_and_wait(), 0);
+  std::string out, err;
+  ASSERT_EQ(cli.wait(out, err), 0) << err;
+  const nlohmann::json summary = parse_json(last_line(out));
+  ASSERT_TRUE(summary.contains("sink")) << out;
+  const nlohmann::json& sink = summary["sink"];
+  EXPECT_EQ(sink["received"], 2 * kWrites) << sink;
+  EXPECT_EQ(sink["received"].get<std::uint64_t>(),
+            sink["acknowledged"].get<std::uint64_t>() + sink["dropped"].get<std::uint64_t>())
+      << sink;
+  EXPECT_EQ(sink["accounted"], true) << sink;
+  EXPECT_GE(sink["disconnects"].get<int>(), 1) << sink;
+  EXPECT_GE(sink["acknowledged"].get<int>(), kWrites) << "the first batch was acknowledged "
+                                                      << sink;
+  const std::vector<StoredRecord> stored = read_stream(server.url(), "CRASH");
+  EXPECT_GE(stored.size(), sink["acknowledged"].get<std::size_t>());
+  if (sink["dropped"].get<int>() > 0)
+    EXPECT_NE(err.find("the sink dropped"), std::string::npos) << err;
+}
+
+}  // namespace
+}  // namespace perfbuf
