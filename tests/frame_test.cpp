@@ -130,6 +130,33 @@ TEST(Frame, ReasonsNameWhatIsWrong) {
             std::string::npos);
 }
 
+TEST(SequenceCheck, GapsAndOverlapsPerSender) {
+  SequenceCheck check;
+  auto frame = [](std::string host, std::uint64_t run, std::uint64_t first, std::uint32_t n) {
+    return FrameHeader{.run_id = run, .first_seq = first, .record_count = n, .host = host};
+  };
+  EXPECT_FALSE(check.add(frame("a", 1, 0, 10)));
+  EXPECT_FALSE(check.add(frame("a", 1, 10, 5)));
+  EXPECT_FALSE(check.add(frame("b", 1, 0, 3)));  // another sender counts on its own
+  EXPECT_FALSE(check.add(frame("a", 2, 0, 3)));  // a new run of the same host too
+  const auto gap = check.add(frame("a", 1, 20, 5));
+  ASSERT_TRUE(gap);
+  EXPECT_EQ(gap->kind, SequenceJump::gap);
+  EXPECT_EQ(gap->expected, 15u);
+  EXPECT_EQ(gap->records(), 5u);
+  const auto again = check.add(frame("a", 1, 22, 10));
+  ASSERT_TRUE(again);
+  EXPECT_EQ(again->kind, SequenceJump::overlap);
+  EXPECT_EQ(again->records(), 3u);
+  EXPECT_FALSE(check.add(frame("a", 1, 32, 1)));
+  const auto late_start = check.add(frame("c", 9, 100, 1));  // its first 100 are not there
+  ASSERT_TRUE(late_start);
+  EXPECT_EQ(late_start->records(), 100u);
+  EXPECT_EQ(check.senders(), 4u);
+  EXPECT_EQ(check.missing(), 105u);
+  EXPECT_EQ(check.repeated(), 3u);
+}
+
 TEST(SinkUrl, AcceptsHostPortListsAndRejectsTheRest) {
   EXPECT_EQ(parse_sink_url("nats://127.0.0.1:4222").servers.size(), 1u);
   EXPECT_EQ(parse_sink_url("nats://a:1,nats://b:65535").servers.size(), 2u);

@@ -74,6 +74,105 @@ TEST(NatsCli, ChildsWritesEndUpInTheStreamExactlyOnce) {
   EXPECT_EQ(seqs.size(), static_cast<std::size_t>(kWrites));
   EXPECT_EQ(*seqs.begin(), 0u);
   EXPECT_EQ(*seqs.rbegin(), static_cast<std::uint64_t>(kWrites - 1));
+
+  // perfbuf cat reads the same back, with no gap.
+  std::string cat_out, cat_err;
+  ASSERT_EQ(run_cli({"cat", "--source", server.url(), "--subject", "perfbuf.writes.WRITES",
+                     "--format", "json"},
+                    cat_out, cat_err),
+            0)
+      << cat_err;
+  const nlohmann::json cat_summary = parse_json(last_line(cat_out));
+  EXPECT_EQ(cat_summary.value("type", ""), "summary") << cat_out;
+  EXPECT_EQ(cat_summary["stream"], "WRITES") << cat_summary;
+  EXPECT_EQ(cat_summary["records"], kWrites) << cat_summary;
+  EXPECT_EQ(cat_summary["senders"], 1) << cat_summary;
+  EXPECT_EQ(cat_summary["gaps"], 0) << cat_summary;
+  EXPECT_EQ(cat_summary["corrupt"], 0) << cat_summary;
+}
+
+// Frames with a gap between them, and a message that is not a frame: perfbuf
+// cat --source reports both, and exits 1 for the corrupt one.
+TEST(NatsCli, CatSourceReportsGapsAndCorruptMessages) {
+  REQUIRE_NATS_SERVER();
+  NatsServer server;
+  {
+    natsConnection* nc = nullptr;
+    jsCtx* js = nullptr;
+    ASSERT_EQ(natsConnection_ConnectTo(&nc, server.url().c_str()), NATS_OK);
+    ASSERT_EQ(natsConnection_JetStream(&js, nc, nullptr), NATS_OK);
+    jsStreamConfig config;
+    jsStreamConfig_Init(&config);
+    config.Name = "GAPS";
+    const char* subjects[] = {"perfbuf.gaps"};
+    config.Subjects = subjects;
+    config.SubjectsLen = 1;
+    ASSERT_EQ(js_AddStream(nullptr, js, &config, nullptr, nullptr), NATS_OK);
+    const std::uint8_t payload[4] = {1, 2, 3, 4};
+    auto frame = [&](std::uint64_t first, std::uint32_t n) {
+      std::vector<tools::FrameRecord> records(n, tools::FrameRecord{.time_ns = 1, .cpu = 0, .bytes = payload});
+      return tools::encode_frame({.run_id = 7, .first_seq = first, .host = "h"}, records);
+    };
+    for (const std::vector<std::uint8_t>& m :
+         {frame(0, 10), frame(15, 5), std::vector<std::uint8_t>{'n', 'o', 't'}, frame(20, 0)})
+      ASSERT_EQ(js_Publish(nullptr, js, "perfbuf.gaps", m.data(), static_cast<int>(m.size()),
+                           nullptr, nullptr),
+                NATS_OK);
+    jsCtx_Destroy(js);
+    natsConnection_Destroy(nc);
+  }
+  std::string out, err;
+  EXPECT_EQ(run_cli({"cat", "--source", server.url(), "--subject", "perfbuf.gaps", "--format",
+                     "json"},
+                    out, err),
+            1)
+      << err;
+  int gaps = 0, corrupt = 0;
+  for (const nlohmann::json& line : testing::json_lines(out)) {
+    if (line["type"] == "gap") {
+      ++gaps;
+      EXPECT_EQ(line["expected"], 10) << line;
+      EXPECT_EQ(line["missing"], 5) << line;
+      EXPECT_EQ(line["host"], "h") << line;
+    }
+    if (line["type"] == "corrupt") {
+      ++corrupt;
+      EXPECT_EQ(line["stream_seq"], 3) << line;
+      EXPECT_NE(line["error"].get<std::string>().find("truncated"), std::string::npos) << line;
+    }
+  }
+  EXPECT_EQ(gaps, 1) << out;
+  EXPECT_EQ(corrupt, 1) << out;
+  const nlohmann::json summary = parse_json(last_line(out));
+  EXPECT_EQ(summary["records"], 15) << summary;
+  EXPECT_EQ(summary["messages"], 4) << summary;
+  EXPECT_EQ(summary["missing"], 5) << summary;
+
+  // The text form says the same in words.
+  out.clear();
+  err.clear();
+  EXPECT_EQ(run_cli({"cat", "--source", server.url(), "--subject", "perfbuf.gaps"}, out, err), 1);
+  EXPECT_NE(out.find("gap: host h run 0000000000000007: expected record 10, frame starts at 15: "
+                     "5 records missing"),
+            std::string::npos)
+      << out;
+  EXPECT_NE(err.find("1 gaps (5 records missing)"), std::string::npos) << err;
+  EXPECT_NE(err.find("is not a frame: truncated"), std::string::npos) << err;
+}
+
+TEST(NatsCli, CatSourceUsageErrors) {
+  for (std::vector<std::string> args :
+       {std::vector<std::string>{"cat", "--source", "nats://127.0.0.1:4222"},
+        {"cat", "--source", "nats:/x", "--subject", "a"},
+        {"cat", "--source", "nats://127.0.0.1:4222", "--subject", "a", "--map-id", "1"},
+        {"cat", "--source", "nats://127.0.0.1:4222", "--subject", "a", "--sink",
+         "nats://127.0.0.1:4222"},
+        {"cat", "--source", "nats://127.0.0.1:4222", "--subject", "a", "--type", "t"},
+        {"cat", "--map-id", "1", "--subject", "a"}}) {
+    std::string out, err;
+    EXPECT_EQ(run_cli(args, out, err), 2) << args.back();
+    EXPECT_NE(err.find("usage: perfbuf cat"), std::string::npos) << err;
+  }
 }
 
 TEST(NatsCli, BadUrlIsAUsageError) {

@@ -17,12 +17,6 @@ void put(std::uint8_t* at, T value) {
   for (std::size_t i = 0; i < sizeof(T); ++i) at[i] = static_cast<std::uint8_t>(value >> (8 * i));
 }
 template <class T>
-void append(std::vector<std::uint8_t>& out, T value) {
-  const std::size_t at = out.size();
-  out.resize(at + sizeof(T));
-  put(out.data() + at, value);
-}
-template <class T>
 T get(const std::uint8_t* at) {
   std::make_unsigned_t<T> v = 0;
   for (std::size_t i = 0; i < sizeof(T); ++i) v |= std::make_unsigned_t<T>(at[i]) << (8 * i);
@@ -109,19 +103,18 @@ FramePacker::FramePacker(std::string_view host, std::uint64_t run_id)
 
 void FramePacker::start(std::uint64_t first_seq, std::uint64_t kernel_lost,
                         std::uint64_t sink_dropped) {
-  buffer_.clear();
-  buffer_.insert(buffer_.end(), std::begin(kMagic), std::end(kMagic));
-  append<std::uint16_t>(buffer_, kFrameVersion);
-  append<std::uint16_t>(buffer_, static_cast<std::uint16_t>(kFrameFixedHeader + host_.size()));
-  append<std::uint64_t>(buffer_, run_id_);
-  append<std::uint64_t>(buffer_, first_seq);
-  append<std::uint32_t>(buffer_, 0);  // record count, at finish()
-  append<std::uint32_t>(buffer_, 0);  // crc, at finish()
-  append<std::uint64_t>(buffer_, kernel_lost);
-  append<std::uint64_t>(buffer_, sink_dropped);
-  append<std::uint16_t>(buffer_, static_cast<std::uint16_t>(host_.size()));
-  buffer_.insert(buffer_.end(), host_.begin(), host_.end());
-  append<std::uint16_t>(buffer_, 0);
+  const std::size_t header_bytes = kFrameFixedHeader + host_.size();
+  buffer_.assign(header_bytes, 0);  // count, crc and the reserved bytes stay 0 until finish()
+  std::uint8_t* p = buffer_.data();
+  std::memcpy(p, kMagic, sizeof kMagic);
+  put<std::uint16_t>(p + 4, kFrameVersion);
+  put<std::uint16_t>(p + 6, static_cast<std::uint16_t>(header_bytes));
+  put<std::uint64_t>(p + 8, run_id_);
+  put<std::uint64_t>(p + 16, first_seq);
+  put<std::uint64_t>(p + 32, kernel_lost);
+  put<std::uint64_t>(p + 40, sink_dropped);
+  put<std::uint16_t>(p + 48, static_cast<std::uint16_t>(host_.size()));
+  if (!host_.empty()) std::memcpy(p + 50, host_.data(), host_.size());
   count_ = 0;
   started_ = true;
 }
@@ -151,6 +144,21 @@ std::vector<std::uint8_t> FramePacker::take(std::vector<std::uint8_t> spare) {
   started_ = false;
   count_ = 0;
   return out;
+}
+
+std::optional<SequenceJump> SequenceCheck::add(const FrameHeader& h) {
+  auto [at, first] = next_.try_emplace({h.host, h.run_id}, 0);
+  const std::uint64_t expected = at->second;
+  at->second = std::max(expected, h.first_seq + h.record_count);
+  if (h.first_seq > expected) {
+    missing_ += h.first_seq - expected;
+    return SequenceJump{SequenceJump::gap, expected, h.first_seq};
+  }
+  if (h.first_seq < expected) {
+    repeated_ += std::min<std::uint64_t>(expected - h.first_seq, h.record_count);
+    return SequenceJump{SequenceJump::overlap, expected, h.first_seq};
+  }
+  return std::nullopt;
 }
 
 std::vector<std::uint8_t> encode_frame(const FrameHeader& header,

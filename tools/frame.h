@@ -31,11 +31,15 @@
 //   12     4     length
 //   16     n     the record's bytes
 //
-// A frame ends exactly after its last record; anything else is corrupt.
+// A frame ends exactly after its last record; anything else is corrupt. A
+// sender ends its run with a frame of no records whose first_seq is the count
+// of records it received: a gap before it means records dropped at the end.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
+#include <map>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -108,6 +112,31 @@ class FramePacker {
   std::vector<std::uint8_t> buffer_;
   std::uint32_t count_ = 0;
   bool started_ = false;
+};
+
+// What a consumer sees in the sequence numbers of one sender's frames.
+struct SequenceJump {
+  enum Kind { gap, overlap } kind;
+  std::uint64_t expected = 0;  // the sequence the frame should have started at
+  std::uint64_t first_seq = 0;   // where it did
+  std::uint64_t records() const {  // missing (gap) or seen again (overlap)
+    return kind == gap ? first_seq - expected : expected - first_seq;
+  }
+};
+
+// Follows the sequences of every sender (host, run_id) in the order frames
+// arrive; a sender's first frame is expected to start at 0.
+class SequenceCheck {
+ public:
+  std::optional<SequenceJump> add(const FrameHeader& h);
+  std::size_t senders() const { return next_.size(); }
+  std::uint64_t missing() const { return missing_; }
+  std::uint64_t repeated() const { return repeated_; }
+
+ private:
+  std::map<std::pair<std::string, std::uint64_t>, std::uint64_t> next_;
+  std::uint64_t missing_ = 0;
+  std::uint64_t repeated_ = 0;
 };
 
 // One whole frame with these records (for tests and one-off senders).

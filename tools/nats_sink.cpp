@@ -309,6 +309,10 @@ void NatsSink::publisher() {
 SinkCounts NatsSink::finish() {
   using clock = std::chrono::steady_clock;
   if (packer_.started()) close_frame();
+  // A last frame without records: the consumer learns where the run ended,
+  // so records dropped at its end show as a gap too.
+  open_frame();
+  close_frame();
   const clock::time_point deadline = clock::now() + options_.finish_wait;
   if (thread_.joinable()) {
     {

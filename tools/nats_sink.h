@@ -105,7 +105,7 @@ class NatsSink {
   // The kernel's lost count so far, stamped into the frames packed from now on.
   void set_kernel_lost(std::uint64_t lost) { kernel_lost_ = lost; }
 
-  // Sends the open frame, waits (at most finish_wait) for the queue to empty
+  // Sends the open frame and an empty one that marks the end of the run, waits (at most finish_wait) for the queue to empty
   // and every ack, counts what is left as dropped and stops the publisher.
   SinkCounts finish();
   // Counts so far (any thread).

@@ -230,14 +230,14 @@ int run(const TraceArgs& args, const sigset_t& stop_signals) {
     }
     print_json_line(start);
   } else {
-    if (sink)
-      std::printf("shipping records to %s, subject %s, stream %s\n", args.sink.url.c_str(),
-                  args.sink.subject.c_str(), std::string(sink->stream()).c_str());
     for (const std::string& n : notes) std::printf("skipped %s\n", n.c_str());
     std::printf("tracing write(2) via %s on %zu CPUs%s%s; Ctrl-C to stop\n", to_string(mode),
                 online_cpus().size(),
                 args.transport == Transport::ringbuf ? " through a ring buffer" : "",
                 args.pid ? (" for pid " + std::to_string(args.pid)).c_str() : "");
+    if (sink)
+      std::printf("shipping records to %s, subject %s, stream %s\n", args.sink.url.c_str(),
+                  args.sink.subject.c_str(), std::string(sink->stream()).c_str());
   }
   std::fflush(stdout);
   sigprocmask(SIG_UNBLOCK, &stop_signals, nullptr);  // a Ctrl-C during start-up lands here
