@@ -241,5 +241,40 @@ TEST(NatsCli, ServerKilledAndRestartedSummaryAccountsForEveryRecord) {
     EXPECT_NE(err.find("the sink dropped"), std::string::npos) << err;
 }
 
+// perfbuf bench --sink: the three modes run side by side, each accounts for
+// every record, and the targets are printed (their figures are not judged here).
+TEST(NatsCli, BenchSinkRunsEveryModeAndAccountsForEveryRecord) {
+  REQUIRE_BPF();
+  REQUIRE_NATS_SERVER();
+  NatsServer server;
+  std::string out, err;
+  ASSERT_EQ(run_cli({"bench", "--sink", server.url(), "--producers", "1", "--duration", "0.3",
+                     "--rounds", "1", "--json"},
+                    out, err),
+            0)
+      << err;
+  std::set<std::string> modes;
+  int targets = 0;
+  for (const nlohmann::json& line : testing::json_lines(out)) {
+    if (line["type"] == "sink_bench") {
+      modes.insert(line["mode"].get<std::string>());
+      EXPECT_EQ(line["accounted"], true) << line;
+      EXPECT_GT(line["received"].get<std::uint64_t>(), 0u) << line;
+      EXPECT_EQ(line["received"].get<std::uint64_t>() + line["kernel_lost"].get<std::uint64_t>(),
+                line["produced"].get<std::uint64_t>())
+          << line;
+      if (line["mode"] == "nats_per_record") EXPECT_EQ(line["records_per_message"], 1.0) << line;
+    }
+    if (line["type"] == "sink_targets") {
+      ++targets;
+      EXPECT_TRUE(line.contains("rate_met")) << line;
+      EXPECT_TRUE(line.contains("ratio_met")) << line;
+      EXPECT_EQ(line["no_silent_loss"], true) << line;
+    }
+  }
+  EXPECT_EQ(modes, (std::set<std::string>{"devnull", "nats_packed", "nats_per_record"})) << out;
+  EXPECT_EQ(targets, 1) << out;
+}
+
 }  // namespace
 }  // namespace perfbuf

@@ -189,6 +189,7 @@ NatsSink::NatsSink(NatsSinkOptions options)
       config.Subjects = subjects;
       config.SubjectsLen = 1;
       config.Storage = js_FileStorage;
+      config.MaxBytes = options_.stream_max_bytes;
       s = js_AddStream(&info, n.js, &config, nullptr, &code);
       jsStreamInfo_Destroy(info);
       if (s != NATS_OK)
