@@ -86,6 +86,17 @@ TEST(NatsSink, AnExistingStreamIsFoundBySubject) {
   EXPECT_EQ(sink.finish().acknowledged, 1u);
 }
 
+// A sink an error ends before finish(), with or without records: it gives up
+// on what is left at once, and nothing runs after it is gone.
+TEST(NatsSink, DestroyedWithoutFinishIsSafe) {
+  REQUIRE_NATS_SERVER();
+  NatsServer server;
+  for (int i = 0; i < 20; ++i) {
+    NatsSink sink(options_for(server, "EARLY"));
+    if (i % 2) sink.add(1, 0, payload(i));
+  }
+}
+
 TEST(NatsSink, ClearErrorsWhenItCannotStart) {
   REQUIRE_NATS_SERVER();
   NatsServer server;

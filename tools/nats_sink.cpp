@@ -207,14 +207,13 @@ NatsSink::NatsSink(NatsSinkOptions options)
 }
 
 NatsSink::~NatsSink() {
-  if (thread_.joinable()) {
-    {
-      std::lock_guard lock(mutex_);
-      stopping_ = give_up_ = true;
-    }
-    queue_changed_.notify_all();
-    thread_.join();
+  // Not finished (an error ended the run): give up on what is left at once,
+  // so no ack handler runs once the sink is gone.
+  if (!finished_) {
+    options_.finish_wait = std::chrono::milliseconds(0);
+    finish();
   }
+  nats_.reset();  // while the members its callbacks touch are still there
 }
 
 void NatsSink::drop(std::uint64_t records, std::atomic<std::uint64_t>& reason) { reason += records; }
@@ -278,6 +277,7 @@ void NatsSink::publisher() {
     }
     const std::uint32_t records = frame_record_count(frame);
     natsStatus s;
+    publish_attempted_ = true;
     while (true) {
       s = js_PublishAsync(nats_->js, options_.subject.c_str(), frame.data(),
                           static_cast<int>(frame.size()), &publish);
@@ -309,6 +309,8 @@ void NatsSink::publisher() {
 
 SinkCounts NatsSink::finish() {
   using clock = std::chrono::steady_clock;
+  if (finished_) return counts();
+  finished_ = true;
   if (packer_.started()) close_frame();
   // A last frame without records: the consumer learns where the run ended,
   // so records dropped at its end show as a gap too.
@@ -337,7 +339,8 @@ SinkCounts NatsSink::finish() {
   js_PublishAsyncComplete(n.js, &wait);
   natsMsgList pending{};
   std::uint64_t pending_messages = 0;
-  if (js_PublishAsyncGetPendingList(&pending, n.js) == NATS_OK) {
+  // (The client's list exists only after a first publish: asking before crashes 3.4.)
+  if (publish_attempted_ && js_PublishAsyncGetPendingList(&pending, n.js) == NATS_OK) {
     for (int i = 0; i < pending.Count; ++i) {
       drop(frame_record_count({reinterpret_cast<const std::uint8_t*>(natsMsg_GetData(pending.Msgs[i])),
                                static_cast<std::size_t>(natsMsg_GetDataLength(pending.Msgs[i]))}),

@@ -109,7 +109,7 @@ class NatsSink {
   // Sends the open frame and an empty one that marks the end of the run, waits (at most finish_wait) for the queue to empty
   // and every ack, counts what is left as dropped and stops the publisher.
   SinkCounts finish();
-  // Counts so far (any thread).
+  // Counts so far (the reader's thread; the others' counts are atomic).
   SinkCounts counts() const;
 
   std::string_view stream() const { return stream_; }
@@ -134,6 +134,8 @@ class NatsSink {
   std::uint64_t received_ = 0;  // reader's thread
   std::uint64_t next_seq_ = 0;
   std::uint64_t kernel_lost_ = 0;
+  bool finished_ = false;
+  std::atomic<bool> publish_attempted_{false};
 
   mutable std::mutex mutex_;
   std::condition_variable queue_changed_;
