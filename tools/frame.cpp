@@ -98,6 +98,10 @@ std::uint32_t frame_record_count(std::span<const std::uint8_t> bytes) {
   return bytes.size() < kFrameFixedHeader ? 0 : get<std::uint32_t>(bytes.data() + 24);
 }
 
+std::uint64_t frame_first_seq(std::span<const std::uint8_t> bytes) {
+  return bytes.size() < kFrameFixedHeader ? 0 : get<std::uint64_t>(bytes.data() + 16);
+}
+
 FramePacker::FramePacker(std::string_view host, std::uint64_t run_id)
     : host_(host.substr(0, kFrameMaxHost)), run_id_(run_id) {}
 

@@ -86,6 +86,8 @@ FrameResult decode_frame(std::span<const std::uint8_t> bytes);
 // (for the publisher's ack accounting of frames it packed itself); 0 if the
 // bytes are too short to hold a header.
 std::uint32_t frame_record_count(std::span<const std::uint8_t> bytes);
+// Its first sequence number, the same way.
+std::uint64_t frame_first_seq(std::span<const std::uint8_t> bytes);
 
 // Packs records into one frame at a time, in a reused buffer.
 class FramePacker {

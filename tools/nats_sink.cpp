@@ -5,6 +5,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdio>
+#include <cstdlib>
 #include <random>
 
 namespace perfbuf::tools {
@@ -72,7 +74,6 @@ struct NatsSink::Impl {
   natsOptions* options = nullptr;
   natsConnection* connection = nullptr;
   jsCtx* js = nullptr;
-  std::atomic<std::uint64_t> ack_done_messages{0};  // acknowledged or failed, by the ack handler
 
   ~Impl() {
     jsCtx_Destroy(js);
@@ -81,26 +82,57 @@ struct NatsSink::Impl {
   }
 };
 
+namespace {
+
+// The frame in a message.
+std::span<const std::uint8_t> frame_of(natsMsg* msg) {
+  return {reinterpret_cast<const std::uint8_t*>(natsMsg_GetData(msg)),
+          static_cast<std::size_t>(natsMsg_GetDataLength(msg))};
+}
+
+// Which send of its message this is (1: the first).
+constexpr const char* kAttemptHeader = "Perfbuf-Attempt";
+int attempt_of(natsMsg* msg) {
+  const char* value = nullptr;
+  return natsMsgHeader_Get(msg, kAttemptHeader, &value) == NATS_OK && value ? std::atoi(value) : 1;
+}
+
+}  // namespace
+
 struct Callbacks {
+  // The client's thread for acks: every message published gets here once,
+  // with its ack or why there is none (NATS_TIMEOUT: none within ack_wait).
   static void on_ack(jsCtx*, natsMsg* msg, jsPubAck* ack, jsPubAckErr* error, void* closure) {
     auto* sink = static_cast<NatsSink*>(closure);
-    const std::uint32_t records = frame_record_count(
-        {reinterpret_cast<const std::uint8_t*>(natsMsg_GetData(msg)),
-         static_cast<std::size_t>(natsMsg_GetDataLength(msg))});
+    const std::uint32_t records = frame_record_count(frame_of(msg));
+    bool dropped = false;
     if (ack && !error) {
       sink->acknowledged_ += records;
       ++sink->acknowledged_messages_;
+      if (ack->Duplicate) ++sink->duplicates_;  // a resend the server had stored already
     } else {
-      sink->drop(records, sink->dropped_ack_);
       std::string why = error && error->ErrText ? error->ErrText
                         : error                 ? natsStatus_GetText(error->Err)
                                                 : "no ack";
       if (error && error->Err == NATS_TIMEOUT) why = "no ack within the ack wait";
       std::lock_guard lock(sink->mutex_);
       sink->last_error_ = "ack: " + why;
+      // Sent again with the same message id: stored once whether or not the
+      // server had it. The publisher takes it from here.
+      if (!sink->no_resends_ && attempt_of(msg) < sink->options_.max_attempts) {
+        sink->resends_.push_back(msg);
+        msg = nullptr;
+      } else {
+        dropped = true;
+      }
     }
-    ++sink->nats_->ack_done_messages;
+    if (dropped) sink->drop(records, sink->dropped_ack_);
     natsMsg_Destroy(msg);
+    {
+      std::lock_guard lock(sink->mutex_);
+      ++sink->acks_handled_;
+    }
+    sink->queue_changed_.notify_all();
   }
   static void on_disconnected(natsConnection*, void* closure) {
     ++static_cast<NatsSink*>(closure)->disconnects_;
@@ -253,52 +285,111 @@ std::optional<std::chrono::steady_clock::time_point> NatsSink::next_deadline() c
   return frame_opened_ + options_.frame_age;
 }
 
+void NatsSink::drop_messages(std::deque<void*>& messages) {
+  for (void* m : messages) {
+    drop(frame_record_count(frame_of(static_cast<natsMsg*>(m))), dropped_at_finish_);
+    natsMsg_Destroy(static_cast<natsMsg*>(m));
+  }
+  messages.clear();
+}
+
+void NatsSink::publish(void* message, bool resend) {
+  natsMsg* msg = static_cast<natsMsg*>(message);
+  const std::span<const std::uint8_t> frame = frame_of(msg);
+  const std::uint32_t records = frame_record_count(frame);
+  jsPubOptions options;
+  jsPubOptions_Init(&options);
+  options.MaxWait = options_.ack_wait.count();  // an ack that does not come fails the message
+  char id[64];
+  if (resend) {
+    natsMsgHeader_Set(msg, kAttemptHeader, std::to_string(attempt_of(msg) + 1).c_str());
+  } else {
+    // Names the frame: a resend of it is stored once.
+    std::snprintf(id, sizeof id, "%016llx-%llu", static_cast<unsigned long long>(run_id_),
+                  static_cast<unsigned long long>(frame_first_seq(frame)));
+    options.MsgId = id;
+  }
+  publish_attempted_ = true;
+  natsStatus s;
+  while (true) {
+    s = js_PublishMsgAsync(nats_->js, &msg, &options);
+    // NATS_TIMEOUT: max_pending messages are unacknowledged; wait for acks
+    // (back-pressure: the queue fills, then add() drops and counts).
+    if (s != NATS_TIMEOUT) break;
+    std::lock_guard lock(mutex_);
+    if (give_up_) break;
+  }
+  if (s == NATS_OK) {  // the client owns the message now
+    std::lock_guard lock(mutex_);
+    ++publish_calls_;
+    if (resend) {
+      ++resent_messages_;
+    } else {
+      published_records_ += records;
+      ++published_messages_;
+    }
+    return;
+  }
+  drop(records, s == NATS_TIMEOUT ? dropped_at_finish_ : dropped_publish_);
+  if (s != NATS_TIMEOUT) {
+    const std::string error = last_nats_error(s);
+    std::lock_guard lock(mutex_);
+    last_error_ = "publish: " + error;
+  }
+  natsMsg_Destroy(msg);
+}
+
 void NatsSink::publisher() {
-  jsPubOptions publish;
-  jsPubOptions_Init(&publish);
-  publish.MaxWait = options_.ack_wait.count();  // an ack that does not come fails the message
   while (true) {
     std::vector<std::uint8_t> frame;
+    natsMsg* resend = nullptr;
     {
       std::unique_lock lock(mutex_);
-      queue_changed_.wait(lock, [this] { return !queue_.empty() || stopping_; });
-      if (queue_.empty()) break;
+      // Stopping, it stays while messages are in flight: one whose ack fails
+      // is sent again.
+      queue_changed_.wait(lock, [this] {
+        return !queue_.empty() || !resends_.empty() ||
+               (stopping_ && (give_up_ || publish_calls_ == acks_handled_));
+      });
+      if (queue_.empty() && resends_.empty()) break;
       if (give_up_) {
         std::uint64_t records = 0;
         for (const auto& f : queue_) records += frame_record_count(f);
         queue_.clear();
-        lock.unlock();
         drop(records, dropped_at_finish_);
+        drop_messages(resends_);
         break;
       }
-      frame = std::move(queue_.front());
-      queue_.pop_front();
+      if (!resends_.empty()) {
+        resend = static_cast<natsMsg*>(resends_.front());
+        resends_.pop_front();
+      } else {
+        frame = std::move(queue_.front());
+        queue_.pop_front();
+      }
       publishing_ = true;
     }
-    const std::uint32_t records = frame_record_count(frame);
-    natsStatus s;
-    publish_attempted_ = true;
-    while (true) {
-      s = js_PublishAsync(nats_->js, options_.subject.c_str(), frame.data(),
-                          static_cast<int>(frame.size()), &publish);
-      // NATS_TIMEOUT: max_pending messages are unacknowledged; wait for acks
-      // (back-pressure: the queue fills, then add() drops and counts).
-      if (s != NATS_TIMEOUT) break;
-      std::lock_guard lock(mutex_);
-      if (give_up_) break;
-    }
-    if (s == NATS_OK) {
-      published_records_ += records;
-      ++published_messages_;
+    if (resend) {
+      publish(resend, true);
     } else {
-      drop(records, s == NATS_TIMEOUT ? dropped_at_finish_ : dropped_publish_);
+      natsMsg* msg = nullptr;
+      const natsStatus s = natsMsg_Create(&msg, options_.subject.c_str(), nullptr,
+                                          reinterpret_cast<const char*>(frame.data()),
+                                          static_cast<int>(frame.size()));
+      if (s == NATS_OK) {
+        publish(msg, false);
+      } else {
+        drop(frame_record_count(frame), dropped_publish_);
+        const std::string error = last_nats_error(s);
+        std::lock_guard lock(mutex_);
+        last_error_ = "publish: " + error;
+      }
     }
-    const std::string error = s == NATS_OK || s == NATS_TIMEOUT ? "" : last_nats_error(s);
     {
       std::lock_guard lock(mutex_);
-      if (!error.empty()) last_error_ = "publish: " + error;
       publishing_ = false;
-      if (spare_buffers_.size() < options_.queue_frames) spare_buffers_.push_back(std::move(frame));
+      if (!frame.empty() && spare_buffers_.size() < options_.queue_frames)
+        spare_buffers_.push_back(std::move(frame));
     }
     queue_changed_.notify_all();
   }
@@ -322,15 +413,24 @@ SinkCounts NatsSink::finish() {
       std::unique_lock lock(mutex_);
       stopping_ = true;
       queue_changed_.notify_all();
-      if (!queue_changed_.wait_until(lock, deadline,
-                                     [this] { return queue_.empty() && !publishing_; }))
+      // Everything sent and acknowledged (resends included), or time is up.
+      if (!queue_changed_.wait_until(lock, deadline, [this] {
+            return queue_.empty() && resends_.empty() && !publishing_ &&
+                   publish_calls_ == acks_handled_;
+          }))
         give_up_ = true;
     }
     queue_changed_.notify_all();
     thread_.join();
   }
-  // Acks still to come, within what is left of finish_wait; then whatever is
-  // unacknowledged counts as dropped (its ack, if it comes, is ignored).
+  // From here a failed ack is final.
+  {
+    std::lock_guard lock(mutex_);
+    no_resends_ = true;
+    drop_messages(resends_);
+  }
+  // Whatever is still unacknowledged counts as dropped (its ack, if it
+  // comes, is ignored).
   Impl& n = *nats_;
   jsPubOptions wait;
   jsPubOptions_Init(&wait);
@@ -342,9 +442,7 @@ SinkCounts NatsSink::finish() {
   // (The client's list exists only after a first publish: asking before crashes 3.4.)
   if (publish_attempted_ && js_PublishAsyncGetPendingList(&pending, n.js) == NATS_OK) {
     for (int i = 0; i < pending.Count; ++i) {
-      drop(frame_record_count({reinterpret_cast<const std::uint8_t*>(natsMsg_GetData(pending.Msgs[i])),
-                               static_cast<std::size_t>(natsMsg_GetDataLength(pending.Msgs[i]))}),
-           dropped_at_finish_);
+      drop(frame_record_count(frame_of(pending.Msgs[i])), dropped_at_finish_);
       ++pending_messages;
     }
     natsMsgList_Destroy(&pending);
@@ -353,8 +451,13 @@ SinkCounts NatsSink::finish() {
   }
   // An ack handler may be running still (it took its message off the list
   // before our look): wait for it, a bounded while, so the counts add up.
-  for (int i = 0; i < 200 && n.ack_done_messages + pending_messages < published_messages_; ++i)
+  for (int i = 0; i < 200; ++i) {
+    {
+      std::lock_guard lock(mutex_);
+      if (acks_handled_ + pending_messages >= publish_calls_) break;
+    }
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
   return counts();
 }
 
@@ -365,6 +468,8 @@ SinkCounts NatsSink::counts() const {
   c.published_messages = published_messages_;
   c.acknowledged = acknowledged_;
   c.acknowledged_messages = acknowledged_messages_;
+  c.resent_messages = resent_messages_;
+  c.duplicates = duplicates_;
   c.dropped_queue_full = dropped_queue_full_;
   c.dropped_publish = dropped_publish_;
   c.dropped_ack = dropped_ack_;

@@ -8,8 +8,11 @@
 //
 // Nothing is lost silently: every record added ends up counted once, as
 // acknowledged (the server stored it) or dropped (the queue was full, the
-// publish failed, the ack was negative or did not come within ack_wait, or
-// finish() ran out of time). After finish(): received == acknowledged + dropped.
+// publish failed, the ack was negative or did not come within ack_wait on
+// each of max_attempts tries, or finish() ran out of time). After finish():
+// received == acknowledged + dropped. Each message carries a message id
+// (Nats-Msg-Id: run id and first sequence number), so a message sent again
+// after a lost ack is stored once: the server acknowledges it as a duplicate.
 // The connection reconnects on its own (forever) while the sink runs;
 // publishes made while it is down are buffered by the client (up to
 // reconnect_buffer bytes) and count as dropped only if their ack never comes.
@@ -57,7 +60,10 @@ struct NatsSinkOptions {
   std::chrono::milliseconds frame_age{50};  // ...or this old
   std::size_t queue_frames = 64;            // frames waiting for the publisher
   int max_pending = 64;                     // messages published and not yet acknowledged
-  std::chrono::milliseconds ack_wait{5000};    // an ack not in by then: dropped
+  std::chrono::milliseconds ack_wait{5000};    // an ack not in by then: sent again, or dropped
+  // Sends of one message before it counts as dropped. The stream's duplicate
+  // window (2 min unless set otherwise) must cover them all.
+  int max_attempts = 3;
   std::chrono::milliseconds connect_timeout{2000};
   std::chrono::milliseconds finish_wait{10000};  // finish(): time for the rest to be acknowledged
   int reconnect_buffer = 32 * 1024 * 1024;       // bytes buffered while disconnected
@@ -70,6 +76,8 @@ struct SinkCounts {
   std::uint64_t published_messages = 0;
   std::uint64_t acknowledged = 0;        // records the server confirmed storing
   std::uint64_t acknowledged_messages = 0;
+  std::uint64_t resent_messages = 0;     // sent again after a failed or missing ack
+  std::uint64_t duplicates = 0;          // of which the server already had (acknowledged)
   std::uint64_t dropped = 0;             // records given up on, for any reason below
   std::uint64_t dropped_queue_full = 0;  // of which: the queue to the publisher was full
   std::uint64_t dropped_publish = 0;     //   the client refused the publish
@@ -123,6 +131,10 @@ class NatsSink {
   void close_frame();
   void publisher();
   void drop(std::uint64_t records, std::atomic<std::uint64_t>& reason);
+  // Publishes a natsMsg: the client takes it, or it is counted as dropped and
+  // destroyed.
+  void publish(void* msg, bool resend);
+  void drop_messages(std::deque<void*>& messages);  // under mutex_
 
   NatsSinkOptions options_;
   std::unique_ptr<Impl> nats_;
@@ -140,6 +152,8 @@ class NatsSink {
   mutable std::mutex mutex_;
   std::condition_variable queue_changed_;
   std::deque<std::vector<std::uint8_t>> queue_;
+  std::deque<void*> resends_;  // natsMsg* whose ack failed, to send again
+  bool no_resends_ = false;    // the publisher is gone: a failed ack is final
   std::vector<std::vector<std::uint8_t>> spare_buffers_;
   bool stopping_ = false;
   bool give_up_ = false;  // finish() ran out of time: drop what is queued
@@ -151,6 +165,10 @@ class NatsSink {
   std::atomic<std::uint64_t> received_shared_{0};
   std::atomic<std::uint64_t> published_records_{0}, published_messages_{0};
   std::atomic<std::uint64_t> acknowledged_{0}, acknowledged_messages_{0};
+  std::atomic<std::uint64_t> resent_messages_{0}, duplicates_{0};
+  // Publishes the client took, and their acks (or failures) handled: every
+  // publish gets exactly one, unless finish() takes it off the client's list.
+  std::uint64_t publish_calls_ = 0, acks_handled_ = 0;  // under mutex_
   std::atomic<std::uint64_t> dropped_queue_full_{0}, dropped_publish_{0}, dropped_ack_{0},
       dropped_at_finish_{0};
   std::atomic<std::uint64_t> disconnects_{0}, reconnects_{0};

@@ -95,6 +95,8 @@ Json sink_summary_json(const SinkArgs& args, const NatsSink& sink, const SinkCou
           {"published_messages", c.published_messages},
           {"acknowledged", c.acknowledged},
           {"acknowledged_messages", c.acknowledged_messages},
+          {"resent_messages", c.resent_messages},
+          {"duplicates", c.duplicates},
           {"dropped", c.dropped},
           {"dropped_queue_full", c.dropped_queue_full},
           {"dropped_publish", c.dropped_publish},
@@ -122,9 +124,10 @@ std::string sink_summary_text(const SinkArgs& args, const NatsSink& sink, const 
                         "{} still unacknowledged at the end; last error: {}\n",
                         c.dropped_queue_full, c.dropped_publish, c.dropped_ack,
                         c.dropped_at_finish, c.last_error);
-  if (c.disconnects || c.reconnects)
-    text += fmt::format("  connection: {} disconnects, {} reconnects\n", c.disconnects,
-                        c.reconnects);
+  if (c.disconnects || c.reconnects || c.resent_messages)
+    text += fmt::format("  connection: {} disconnects, {} reconnects; {} messages sent again "
+                        "after a missing ack, {} of them already stored\n",
+                        c.disconnects, c.reconnects, c.resent_messages, c.duplicates);
   return text;
 }
 

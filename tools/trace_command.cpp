@@ -148,7 +148,7 @@ void print_summary(const TraceArgs& args, AttachMode mode, const Reader& reader,
   if (sink && sink_counts.dropped)
     std::fprintf(stderr,
                  "perfbuf trace: the sink dropped %" PRIu64 " of %" PRIu64
-                 " records (not stored by the server; last error: %s)\n",
+                 " records (not acknowledged by the server; last error: %s)\n",
                  sink_counts.dropped, sink_counts.received, sink_counts.last_error.c_str());
   if (c.cookie_errors)
     std::fprintf(stderr, "perfbuf trace: %" PRIu64 " records had a wrong cookie\n",
