@@ -160,8 +160,9 @@ void add_options(CLI::App& app, BenchArgs& out) {
                return v;
              },
              [&out](std::string v) { out.sink = std::move(v); });
-  app.add_option("--stream", out.stream, "with --sink: the stream (default PERFBUF_BENCH, created\n"
-                                         "with file storage, at most 1 GiB)")
+  app.add_option("--stream", out.stream, "with --sink: the stream (default PERFBUF_BENCH, subject\n"
+                                         "perfbuf.bench.NAME, created with file storage, at most\n"
+                                         "1 GiB; emptied before each run)")
       ->type_name("NAME");
   add_parsed(app, "--frame-bytes", "N", "with --sink: bytes per packed message (default 65536)",
              "takes a number of bytes from 64 to 1048576",

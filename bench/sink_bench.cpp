@@ -57,6 +57,8 @@ struct Run {
   std::uint64_t received = 0;
   std::uint64_t acknowledged = 0;  // devnull: printed
   std::uint64_t dropped = 0;
+  std::uint64_t dropped_queue_full = 0, dropped_ack = 0, dropped_other = 0;
+  std::uint64_t resent = 0;
   std::uint64_t messages = 0;
   std::uint64_t published = 0;  // records in those messages
   double reader_cpu_s = 0;
@@ -87,7 +89,7 @@ Run run_once(Mode mode, int producer_count, std::uint32_t size, const SinkBenchA
   if (mode != Mode::devnull) {
     tools::NatsSinkOptions o;
     o.url = args.url;
-    o.subject = args.subject;
+    o.subject = args.subject();
     o.stream = args.stream;
     o.frame_bytes = args.frame_bytes;
     o.frame_records = mode == Mode::per_record ? 1 : 0;
@@ -95,6 +97,7 @@ Run run_once(Mode mode, int producer_count, std::uint32_t size, const SinkBenchA
     o.max_pending = mode == Mode::per_record ? 4096 : 64;
     o.queue_frames = mode == Mode::per_record ? 65536 : 256;
     o.stream_max_bytes = std::int64_t{1} << 30;  // a bench fills no disk
+    o.purge_stream = true;  // every run writes into an empty stream
     sink = std::make_unique<tools::NatsSink>(o);
   }
   std::FILE* devnull = std::fopen("/dev/null", "w");
@@ -143,6 +146,10 @@ Run run_once(Mode mode, int producer_count, std::uint32_t size, const SinkBenchA
     const tools::SinkCounts c = sink->finish();
     run.acknowledged = c.acknowledged;
     run.dropped = c.dropped;
+    run.dropped_queue_full = c.dropped_queue_full;
+    run.dropped_ack = c.dropped_ack;
+    run.dropped_other = c.dropped_publish + c.dropped_at_finish;
+    run.resent = c.resent_messages;
     run.messages = c.published_messages;
     run.published = c.published_records;
     run.publisher_cpu_s = c.publisher_cpu_s;
@@ -178,7 +185,7 @@ int run_sink_bench(const SinkBenchArgs& args) {
   if (!args.json)
     std::printf("perfbuf bench --sink %s: subject %s, stream %s (file storage), %g s x %d "
                 "rounds, frames of up to %zu bytes\n",
-                args.url.c_str(), args.subject.c_str(), args.stream.c_str(), args.duration_s,
+                args.url.c_str(), args.subject().c_str(), args.stream.c_str(), args.duration_s,
                 args.rounds, args.frame_bytes);
   for (int producers : args.producers)
     for (std::uint32_t size : args.sizes) {
@@ -205,6 +212,10 @@ int run_sink_bench(const SinkBenchArgs& args) {
           total.received += r.received;
           total.acknowledged += r.acknowledged;
           total.dropped += r.dropped;
+          total.dropped_queue_full += r.dropped_queue_full;
+          total.dropped_ack += r.dropped_ack;
+          total.dropped_other += r.dropped_other;
+          total.resent += r.resent;
           total.messages += r.messages;
           total.published += r.published;
           total.reader_cpu_s += r.reader_cpu_s;
@@ -225,6 +236,10 @@ int run_sink_bench(const SinkBenchArgs& args) {
                                   {"received", total.received},
                                   {"stored", total.acknowledged},
                                   {"dropped", total.dropped},
+                                  {"dropped_queue_full", total.dropped_queue_full},
+                                  {"dropped_ack", total.dropped_ack},
+                                  {"dropped_other", total.dropped_other},
+                                  {"resent_messages", total.resent},
                                   {"kernel_lost", total.kernel_lost},
                                   {"accounted", total.accounted()},
                                   {"messages", total.messages},

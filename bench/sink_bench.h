@@ -12,8 +12,8 @@ namespace perfbuf::bench {
 
 struct SinkBenchArgs {
   std::string url;
-  std::string subject = "perfbuf.bench";
   std::string stream = "PERFBUF_BENCH";
+  std::string subject() const { return "perfbuf.bench." + stream; }
   std::vector<int> producers;
   std::vector<std::uint32_t> sizes;
   std::uint32_t batch = 1;

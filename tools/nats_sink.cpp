@@ -235,6 +235,11 @@ NatsSink::NatsSink(NatsSinkOptions options)
   } else {
     stream_ = capturing.front();
   }
+  if (options_.purge_stream) {
+    jsErrCode code = static_cast<jsErrCode>(0);
+    if (const natsStatus s = js_PurgeStream(n.js, stream_.c_str(), nullptr, &code); s != NATS_OK)
+      throw SinkError("cannot purge stream " + stream_ + ": " + last_nats_error(s));
+  }
   thread_ = std::thread([this] { publisher(); });
 }
 

@@ -68,6 +68,7 @@ struct NatsSinkOptions {
   std::chrono::milliseconds finish_wait{10000};  // finish(): time for the rest to be acknowledged
   int reconnect_buffer = 32 * 1024 * 1024;       // bytes buffered while disconnected
   std::int64_t stream_max_bytes = -1;  // a stream created here keeps at most this much (-1: no limit)
+  bool purge_stream = false;           // empty the stream at start (a bench's own stream)
 };
 
 struct SinkCounts {
