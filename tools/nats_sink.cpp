@@ -74,10 +74,21 @@ struct NatsSink::Impl {
   natsOptions* options = nullptr;
   natsConnection* connection = nullptr;
   jsCtx* js = nullptr;
+  // The connection's events come on the client's own thread, also after
+  // natsConnection_Destroy() returns: what they touch lives here, and the
+  // destructor waits for the last one (closed).
+  std::atomic<std::uint64_t> disconnects{0}, reconnects{0};
+  std::mutex mutex;
+  std::condition_variable closed_changed;
+  bool closed = false;
 
   ~Impl() {
     jsCtx_Destroy(js);
-    natsConnection_Destroy(connection);
+    if (connection) {
+      natsConnection_Destroy(connection);
+      std::unique_lock lock(mutex);
+      closed_changed.wait_for(lock, std::chrono::seconds(5), [this] { return closed; });
+    }
     natsOptions_Destroy(options);
   }
 };
@@ -135,10 +146,16 @@ struct Callbacks {
     sink->queue_changed_.notify_all();
   }
   static void on_disconnected(natsConnection*, void* closure) {
-    ++static_cast<NatsSink*>(closure)->disconnects_;
+    ++static_cast<NatsSink::Impl*>(closure)->disconnects;
   }
   static void on_reconnected(natsConnection*, void* closure) {
-    ++static_cast<NatsSink*>(closure)->reconnects_;
+    ++static_cast<NatsSink::Impl*>(closure)->reconnects;
+  }
+  static void on_closed(natsConnection*, void* closure) {
+    auto* n = static_cast<NatsSink::Impl*>(closure);
+    std::lock_guard lock(n->mutex);
+    n->closed = true;
+    n->closed_changed.notify_all();
   }
 };
 
@@ -167,8 +184,9 @@ NatsSink::NatsSink(NatsSinkOptions options)
   natsOptions_SetMaxReconnect(n.options, -1);
   natsOptions_SetReconnectWait(n.options, 100);
   natsOptions_SetReconnectBufSize(n.options, options_.reconnect_buffer);
-  natsOptions_SetDisconnectedCB(n.options, Callbacks::on_disconnected, this);
-  natsOptions_SetReconnectedCB(n.options, Callbacks::on_reconnected, this);
+  natsOptions_SetDisconnectedCB(n.options, Callbacks::on_disconnected, &n);
+  natsOptions_SetReconnectedCB(n.options, Callbacks::on_reconnected, &n);
+  natsOptions_SetClosedCB(n.options, Callbacks::on_closed, &n);
   if (const natsStatus s = natsConnection_Connect(&n.connection, n.options); s != NATS_OK)
     throw SinkError("cannot connect to " + options_.url + ": " + last_nats_error(s) +
                     " (is nats-server running there, with -js?)");
@@ -480,8 +498,8 @@ SinkCounts NatsSink::counts() const {
   c.dropped_ack = dropped_ack_;
   c.dropped_at_finish = dropped_at_finish_;
   c.dropped = c.dropped_queue_full + c.dropped_publish + c.dropped_ack + c.dropped_at_finish;
-  c.disconnects = disconnects_;
-  c.reconnects = reconnects_;
+  c.disconnects = nats_->disconnects;
+  c.reconnects = nats_->reconnects;
   std::lock_guard lock(mutex_);
   c.publisher_cpu_s = publisher_cpu_s_;
   c.last_error = last_error_;

@@ -172,7 +172,6 @@ class NatsSink {
   std::uint64_t publish_calls_ = 0, acks_handled_ = 0;  // under mutex_
   std::atomic<std::uint64_t> dropped_queue_full_{0}, dropped_publish_{0}, dropped_ack_{0},
       dropped_at_finish_{0};
-  std::atomic<std::uint64_t> disconnects_{0}, reconnects_{0};
 
   friend struct Callbacks;
 };
