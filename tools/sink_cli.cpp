@@ -34,8 +34,8 @@ NatsSinkOptions SinkArgs::options() const {
 
 void add_sink_options(CLI::App& app, SinkArgs& args) {
   add_parsed(app, "--sink", "URL",
-             "ship records to NATS JetStream at nats://HOST:PORT (several,\n"
-             "comma-separated, for a cluster) instead of printing them",
+             "ship every record received to NATS JetStream at\n"
+             "nats://HOST:PORT (several, comma-separated: a cluster)",
              "takes nats://HOST:PORT[,nats://HOST:PORT...]",
              [](const std::string& v) -> std::optional<std::string> {
                if (!parse_sink_url(v).error.empty()) return std::nullopt;
@@ -69,8 +69,8 @@ void add_sink_options(CLI::App& app, SinkArgs& args) {
              number_in<std::uint32_t>(1, UINT32_MAX),
              [&args](std::uint32_t v) { args.frame_records = v; });
   add_parsed(app, "--ack-wait", "SEC",
-             "a message not acknowledged within SEC seconds counts as\n"
-             "dropped (default 5)",
+             "a message not acknowledged within SEC seconds is sent\n"
+             "again, after 3 sends it counts as dropped (default 5)",
              "takes a number of seconds from 0.01 to 3600", number_in<double>(0.01, 3600),
              [&args](double v) { args.ack_wait_s = v; });
 }
