@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -103,6 +104,9 @@ class NatsServer {
     pid_ = fork();
     if (pid_ < 0) throw std::runtime_error("fork");
     if (pid_ == 0) {
+      // A test process that crashes or is killed (ctest's timeout) takes its
+      // server with it.
+      prctl(PR_SET_PDEATHSIG, SIGKILL);
       const int log = open((store_ + "/server.log").c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
       dup2(log, STDOUT_FILENO);
       dup2(log, STDERR_FILENO);
