@@ -180,6 +180,24 @@ int perfbuf__wake(perfbuf_t* pb) {
   });
 }
 
+int perfbuf__pause(perfbuf_t* pb) {
+  return guarded("perfbuf__pause", [&] {
+    check_handle(pb);
+    pb->reader.pause();
+    return 0;
+  });
+}
+
+int perfbuf__resume(perfbuf_t* pb) {
+  return guarded("perfbuf__resume", [&] {
+    check_handle(pb);
+    pb->reader.resume();
+    return 0;
+  });
+}
+
+bool perfbuf__is_paused(const perfbuf_t* pb) { return pb && pb->reader.paused(); }
+
 size_t perfbuf__buffer_cnt(const perfbuf_t* pb) { return pb ? pb->reader.ring_count() : 0; }
 
 int perfbuf__buffer_fd(const perfbuf_t* pb, size_t buf_idx) {

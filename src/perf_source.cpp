@@ -299,6 +299,7 @@ class PerfRing final : public PolledRing {
       if (rings_[i]) retired_.push_back(std::move(rings_[i]));
     rings_[0] = std::move(polled);
     rings_[1] = std::move(woken);
+    ++stats.reopens;
     slot_owners().store_if_owner(slot_, cpu(), rings_[active_]->fd.get());
   }
 

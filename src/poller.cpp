@@ -183,11 +183,20 @@ void Poller::drain_ordered(Pass& pass, std::uint64_t budget, bool hold_recent) {
   // Linear in the ring count per record: fine for the CPU counts of today's machines.
   const std::uint64_t total = budget == kNoBudget ? kNoBudget : budget * std::max<std::size_t>(1, timed.size());
   std::uint64_t taken = 0;
+  release_at_ = clock::time_point::max();
   while (!pass.stopped) {
     std::size_t best = timed.size();
     for (std::size_t i = 0; i < timed.size(); ++i)
       if (next[i] && (best == timed.size() || *next[i] < *next[best])) best = i;
-    if (best == timed.size() || *next[best] > limit) break;
+    if (best == timed.size()) break;
+    if (*next[best] > limit) {  // held back: due once the window has passed over it
+      // Not sooner than half a window from now, so that a steady stream is
+      // released in batches rather than a pass per record.
+      const clock::duration batch = std::min<clock::duration>(options_.window / 2, options_.max_delay);
+      release_at_ = clock::now() + std::max<clock::duration>(
+                                       std::chrono::nanoseconds(*next[best] - limit), batch);
+      break;
+    }
     if (taken++ == total) {  // out of budget: come back without waiting
       for (std::size_t i = 0; i < timed.size(); ++i) timed[i]->more = next[i].has_value();
       break;
@@ -224,7 +233,7 @@ bool Poller::any_readable() const {
 }
 
 std::optional<Poller::clock::duration> Poller::flush_interval() const {
-  bool flush = options_.ordered;  // records held back by the window need a pass later
+  bool flush = false;  // (records the reorder window holds back have release_at_)
   for (const PolledRing* r : rings_) {
     if (!r) continue;
     if (r->polled()) return std::min<clock::duration>(options_.max_delay, kAdaptivePoll);
@@ -260,7 +269,7 @@ Result<std::size_t> Poller::poll(std::chrono::milliseconds timeout, const sigset
     }
     const std::optional<clock::duration> flush_every = flush_interval();
     const clock::time_point next_flush =
-        flush_every ? last_flush_ + *flush_every : clock::time_point::max();
+        std::min(flush_every ? last_flush_ + *flush_every : clock::time_point::max(), release_at_);
     // Rings left with records by their budget are served again without a wait.
     const clock::duration wait =
         any_more() ? clock::duration::zero()
@@ -302,7 +311,8 @@ Result<std::size_t> Poller::poll(std::chrono::milliseconds timeout, const sigset
     if (ready) drain_ordered(pass, options_.ring_budget, /*hold_recent=*/true);
     else drain_more(pass);
     now = clock::now();
-    // Records below the wakeup threshold: drain every ring at least every flush_every.
+    // Records below the wakeup threshold: drain every ring at least every
+    // flush_every; and records the reorder window held back, once it has passed.
     if (!pass.stopped && now >= next_flush && drain_all(pass, options_.ring_budget))
       last_flush_ = now;
     // Waiting again would return at once for as long as the foreign fd is ready: a spin.

@@ -65,8 +65,8 @@ class Poller {
   bool any_readable() const;
   bool any_more() const;
   // How often every ring must be drained: kAdaptivePoll while a ring is
-  // polled, max_delay while records may wait below a wakeup threshold (or
-  // for the reorder window), never when every ring wakes the reader per record.
+  // polled, max_delay while records may wait below a wakeup threshold, never
+  // when every ring wakes the reader per record.
   std::optional<clock::duration> flush_interval() const;
   PolledRing* ring_of(std::uint64_t token) const;
 
@@ -79,6 +79,9 @@ class Poller {
   std::vector<epoll_event> events_;
   clock::time_point last_flush_ = clock::now();
   std::uint64_t last_time_ = 0;  // ordered mode: the newest time handed out
+  // Ordered mode: when the oldest record held back by the window may go out;
+  // the next pass comes then, not at the next flush.
+  clock::time_point release_at_ = clock::time_point::max();
   std::uint64_t passes_ = 0;     // ids for Pass
 };
 

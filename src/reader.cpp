@@ -277,6 +277,7 @@ CpuStats Reader::total_stats() const {
     t.fill_high_water = std::max(t.fill_high_water, s.fill_high_water);
     t.corrupt += s.corrupt;
     t.late += s.late;
+    t.reopens += s.reopens;
   };
   for (const detail::PolledRing* r : impl_->rings) add(r->stats);
   for (const auto& source : impl_->sources) add(source->elsewhere);

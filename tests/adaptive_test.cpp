@@ -116,6 +116,38 @@ TEST(Adaptive, HeavyTrafficIsPolledInOrderAndLightTrafficIsWokenAgain) {
   EXPECT_EQ(got.out_of_order(), got.late);
 }
 
+// The polled ring wakes nobody below its watermark: the reader drains it
+// every kAdaptivePoll on its own, not only at max_delay (a minute here).
+TEST(Adaptive, ARecordInThePolledRingArrivesWithoutAWakeup) {
+  REQUIRE_BPF();
+  WriteTracer tracer({});
+  const int prog = tracer.raw_tracepoint_fd();
+  constexpr std::size_t kBurst = 1000;  // fits the woken ring
+  // A test stalled long enough lets the rate fall and the slot go back to the
+  // ring that wakes: the record then wakes the reader, which proves nothing,
+  // and the test tries again.
+  int conclusive = 0;
+  for (int attempt = 0; attempt < 5 && conclusive == 0; ++attempt) {
+    Received got;
+    Reader reader(tracer.events_map(), got.handler(), {},
+                  Options{.cpus = {0}, .max_delay = std::chrono::minutes(1)});
+    for (std::size_t i = 0; i < kBurst; ++i) ASSERT_EQ(fire_on_cpu(prog, 0), 0);
+    // The burst's wakeup moves the slot to the polled ring; consume() reads
+    // the woken ring to its end and waits out the switch's grace.
+    ASSERT_TRUE(reader.poll(milliseconds(1000)).ok());
+    ASSERT_TRUE(reader.consume().ok());
+    ASSERT_EQ(got.times.size(), kBurst);
+    const std::uint64_t wakeups = reader.total_stats().wakeups;
+    ASSERT_EQ(fire_on_cpu(prog, 0), 0);
+    const auto r = reader.poll(milliseconds(200));
+    ASSERT_TRUE(r.ok()) << r.error().what();
+    if (reader.total_stats().wakeups != wakeups) continue;  // it was in the woken ring
+    ++conclusive;
+    EXPECT_EQ(*r, 1u) << "a record in the polled ring waited for max_delay";
+  }
+  EXPECT_EQ(conclusive, 1) << "the slot never stayed on the polled ring after a burst";
+}
+
 // The ring that wakes the reader per record is a quarter of the polled one:
 // at the first wakeup of a burst the slot must move to the polled ring before
 // the reader works through the rest, or a producer faster than the handler

@@ -107,7 +107,8 @@ inline void expect_prompt_polls(Reader& reader, int polls, std::size_t per_poll)
 // A child process that makes exactly `writes` write(2) calls once released,
 // then, if `then_writes` is not 0, `then_writes` more once released again, and
 // exits. Its pid is known before it writes, so a tracer can filter on it.
-// pin_cpu >= 0 keeps it on that CPU, so all its records go to one ring.
+// pin_cpu >= 0 keeps it on that CPU, so all its records go to one ring (it
+// pins itself when released: a CPU that goes offline meanwhile unpins it).
 class WritingChild {
  public:
   explicit WritingChild(int writes, int then_writes = 0, int pin_cpu = -1)
@@ -118,16 +119,16 @@ class WritingChild {
     if (pid_ < 0) throw std::runtime_error("fork");
     if (pid_ == 0) {
       close(go[1]);
-      if (pin_cpu >= 0) {
-        cpu_set_t set;
-        CPU_ZERO(&set);
-        CPU_SET(pin_cpu, &set);
-        if (sched_setaffinity(0, sizeof set, &set) != 0) _exit(2);
-      }
       for (int count : {writes, then_writes}) {
         if (count == 0) break;
         char c;
         if (read(go[0], &c, 1) != 1) _exit(1);
+        if (pin_cpu >= 0) {
+          cpu_set_t set;
+          CPU_ZERO(&set);
+          CPU_SET(pin_cpu, &set);
+          if (sched_setaffinity(0, sizeof set, &set) != 0) _exit(2);
+        }
         for (int i = 0; i < count; ++i)
           if (write(STDOUT_FILENO, "", 0) != 0) _exit(1);
       }

@@ -14,5 +14,7 @@ int perfbuf_header_check(struct perfbuf *pb)
 	struct perfbuf_opts opts = {sizeof(struct perfbuf_opts), PERFBUF_WAKEUP_EVERY_N, 64, 20, 0, 0, 0};
 
 	(void)opts;
+	if (!perfbuf__is_paused(pb) && perfbuf__pause(pb) == 0)
+		perfbuf__resume(pb);
 	return perfbuf__poll(pb, 0);
 }

@@ -126,6 +126,71 @@ TEST(CApi, RingStatsGiveEachRingsFigures) {
             std::string::npos);
 }
 
+TEST(CApi, PerfOutputsWhilePausedReachLostCbAndTheRestArrive) {
+  REQUIRE_BPF();
+  WriteTracer tracer({});
+  c_user_counts counts{};
+  long err = 1;
+  Handle h(c_user_new_counted(bpf_map__fd(tracer.events_map()), bpf_map__fd(tracer.counts_map()),
+                              &counts, &err));
+  ASSERT_EQ(err, 0) << perfbuf_last_error();
+  const int prog = tracer.raw_tracepoint_fd();
+  for (int i = 0; i < 5; ++i) ASSERT_EQ(fire_on_cpu(prog, 0), 0);
+  EXPECT_FALSE(perfbuf__is_paused(h.pb));
+  ASSERT_EQ(perfbuf__pause(h.pb), 0) << perfbuf_last_error();
+  EXPECT_TRUE(perfbuf__is_paused(h.pb));
+  for (int i = 0; i < 7; ++i) ASSERT_EQ(fire_on_cpu(prog, 0), 0);
+  // What the ring held before the pause is still read; nothing since has arrived.
+  ASSERT_GE(perfbuf__consume(h.pb), 0) << perfbuf_last_error();
+  EXPECT_EQ(counts.records, 5);
+  ASSERT_EQ(perfbuf__resume(h.pb), 0) << perfbuf_last_error();
+  EXPECT_FALSE(perfbuf__is_paused(h.pb));
+  for (int i = 0; i < 3; ++i) ASSERT_EQ(fire_on_cpu(prog, 0), 0);
+  ASSERT_GE(perfbuf__consume(h.pb), 0) << perfbuf_last_error();
+  EXPECT_EQ(counts.records, 8) << "what was written before and after the pause arrives";
+  EXPECT_EQ(counts.lost, 7) << "the outputs while paused";
+  EXPECT_EQ(counts.bad, 0);
+  EXPECT_EQ(counts.cpus, 1UL) << "records from CPU 0 only";
+}
+
+TEST(CApi, RingBufferPausesOnlyWithItsCountsFd) {
+  REQUIRE_BPF();
+  WriteTracer tracer({.only_tgid = 0, .ignore_tgid = 0, .transport = tools::Transport::ringbuf,
+                      .ringbuf_bytes = 64 * 1024});
+  const int map_fd = bpf_map__fd(tracer.events_map());
+  const int prog = tracer.raw_tracepoint_fd();
+  {
+    c_user_counts counts{};
+    long err = 1;
+    Handle h(c_user_new(map_fd, 0, &counts, &err));
+    ASSERT_EQ(err, 0) << perfbuf_last_error();
+    EXPECT_EQ(perfbuf__pause(h.pb), -EOPNOTSUPP);
+    EXPECT_TRUE(has(perfbuf_last_error(), "perfbuf__pause: ")) << perfbuf_last_error();
+    EXPECT_TRUE(has(perfbuf_last_error(), "count_outputs()")) << perfbuf_last_error();
+    EXPECT_FALSE(perfbuf__is_paused(h.pb)) << "a failed pause changes nothing";
+    ASSERT_EQ(fire_on_cpu(prog, 0), 0);
+    EXPECT_EQ(perfbuf__consume(h.pb), 1);
+  }
+  c_user_counts counts{};
+  long err = 1;
+  Handle h(c_user_new_counted(map_fd, bpf_map__fd(tracer.counts_map()), &counts, &err));
+  ASSERT_EQ(err, 0) << perfbuf_last_error();
+  for (int i = 0; i < 2; ++i) ASSERT_EQ(fire_on_cpu(prog, 0), 0);
+  ASSERT_EQ(perfbuf__pause(h.pb), 0) << perfbuf_last_error();
+  EXPECT_TRUE(perfbuf__is_paused(h.pb));
+  EXPECT_EQ(tracer.counts().paused, 1u);
+  for (int i = 0; i < 4; ++i) ASSERT_EQ(fire_on_cpu(prog, 0), 0);
+  ASSERT_GE(perfbuf__consume(h.pb), 0) << perfbuf_last_error();
+  EXPECT_EQ(counts.records, 2) << "only what was written before the pause";
+  ASSERT_EQ(perfbuf__resume(h.pb), 0) << perfbuf_last_error();
+  EXPECT_EQ(tracer.counts().paused, 0u);
+  ASSERT_EQ(fire_on_cpu(prog, 0), 0);
+  ASSERT_GE(perfbuf__consume(h.pb), 0) << perfbuf_last_error();
+  EXPECT_EQ(counts.records, 3);
+  EXPECT_EQ(counts.lost, 4) << "the outputs while paused";
+  EXPECT_EQ(counts.bad, 0);
+}
+
 TEST(CApi, FailureIsNullWithErrnoAndTheFullMessage) {
   c_user_counts counts{};
   long err = 0;
@@ -162,6 +227,10 @@ TEST(CApi, NullHandleIsEinvalNotACrash) {
   EXPECT_EQ(perfbuf__buffer_fd(nullptr, 0), -EINVAL);
   EXPECT_EQ(perfbuf__epoll_fd(nullptr), -EINVAL);
   EXPECT_EQ(perfbuf__buffer_cnt(nullptr), 0u);
+  EXPECT_EQ(perfbuf__pause(nullptr), -EINVAL);
+  EXPECT_TRUE(has(perfbuf_last_error(), "perfbuf__pause: pb is NULL")) << perfbuf_last_error();
+  EXPECT_EQ(perfbuf__resume(nullptr), -EINVAL);
+  EXPECT_FALSE(perfbuf__is_paused(nullptr));
   perfbuf__free(nullptr);
 }
 

@@ -5,6 +5,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <deque>
 #include <thread>
 #include <vector>
@@ -106,6 +107,27 @@ TEST(OrderedMerge, RecordsYoungerThanTheWindowWait) {
   EXPECT_GE(monotonic_ns(), now + 50000000);
 }
 
+// A held record needs no flush timer: the pass comes when the window has
+// passed over it (here max_delay is a minute and nothing else wakes the poll).
+TEST(OrderedMerge, AHeldRecordGoesOutWhenTheWindowHasPassedNotAtTheFlush) {
+  Delivered out;
+  FakeTimedRing a(0, out);
+  detail::LoopOptions options = ordered_options(std::chrono::milliseconds(20));
+  options.max_delay = std::chrono::minutes(1);
+  detail::Poller poller(options);
+  poller.add(a);
+  const std::uint64_t now = monotonic_ns();
+  a.show(now);
+  const std::uint64_t one = 1;  // as the kernel's wakeup would
+  ASSERT_EQ(write(a.fd(), &one, sizeof one), 8);
+  ASSERT_TRUE(poller.poll(milliseconds(0), nullptr).ok());
+  EXPECT_EQ(out.times.size(), 0u);  // younger than the window
+  auto r = poller.poll(milliseconds(10000), nullptr);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(*r, 1u) << "the held record waited for the flush";
+  EXPECT_GE(monotonic_ns(), now + 20000000);
+}
+
 TEST(OrderedMerge, ARingHeldBackDeliversItsRecordsLateAndCountsThemExactly) {
   Delivered out;
   FakeTimedRing a(0, out), b(1, out);
@@ -178,11 +200,16 @@ TEST(OrderedKernel, WritersOnEveryCpuComeOutInTimeOrder) {
       for (int i = 0; i < kPerCpu; ++i) testing::fire_on_cpu(tracer.raw_tracepoint_fd(), cpu);
     });
   const std::size_t expected = cpus.size() * kPerCpu;
-  for (int i = 0; i < 200 && times.size() < expected; ++i)
-    ASSERT_TRUE(reader.poll(milliseconds(20)).ok());
+  // A poll() returns once it handed out records, which may be a few at a
+  // time: bounded by time, not by the number of calls.
+  const auto poll_until = [&](std::chrono::steady_clock::time_point end) {
+    for (int i = 0; i < 1000000 && times.size() < expected && std::chrono::steady_clock::now() < end;
+         ++i)
+      ASSERT_TRUE(reader.poll(milliseconds(20)).ok());
+  };
+  poll_until(std::chrono::steady_clock::now() + std::chrono::seconds(10));
   for (auto& w : writers) w.join();
-  for (int i = 0; i < 200 && times.size() < expected; ++i)
-    ASSERT_TRUE(reader.poll(milliseconds(20)).ok());
+  poll_until(std::chrono::steady_clock::now() + std::chrono::seconds(10));
   ASSERT_EQ(times.size(), expected);
   // Flagged late: exactly the records older than one handed out before them.
   std::size_t behind = 0;
@@ -193,6 +220,34 @@ TEST(OrderedKernel, WritersOnEveryCpuComeOutInTimeOrder) {
   EXPECT_EQ(behind, late) << "every record older than one before it is flagged late";
   EXPECT_EQ(behind, 0u);
   EXPECT_EQ(reader.total_stats().late, late);
+}
+
+// Records that wait in two CPUs' rings with their times interleaved: a reader
+// that drains ring by ring hands out all of one CPU's first, whatever the
+// scheduler does; ordered hands them out oldest first.
+TEST(OrderedKernel, InterleavedRecordsWaitingOnTwoCpusComeOutInTimeOrder) {
+  REQUIRE_BPF();
+  REQUIRE_SECOND_CPU(other);
+  tools::WriteTracer tracer({});
+  std::vector<std::uint64_t> times;
+  std::vector<int> cpus;
+  Reader reader(tracer.events_map(), [&](const Sample& s) {
+    times.push_back(s.time_ns);
+    cpus.push_back(s.cpu);
+  }, {}, Options{.ordered = true, .reorder_window = std::chrono::milliseconds(20)});
+  constexpr int kPerCpu = 500;  // well within the ring that wakes per record
+  for (int i = 0; i < kPerCpu; ++i)
+    for (int cpu : {0, *other}) ASSERT_EQ(testing::fire_on_cpu(tracer.raw_tracepoint_fd(), cpu), 0);
+  const auto end = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  for (int i = 0; i < 100000 && times.size() < 2 * kPerCpu && std::chrono::steady_clock::now() < end;
+       ++i)
+    ASSERT_TRUE(reader.poll(milliseconds(20)).ok());
+  ASSERT_EQ(times.size(), 2u * kPerCpu);
+  EXPECT_TRUE(std::is_sorted(times.begin(), times.end())) << "handed out ring by ring";
+  // The CPUs alternate, as they were written.
+  for (std::size_t i = 0; i < cpus.size(); ++i)
+    ASSERT_EQ(cpus[i], i % 2 ? *other : 0) << "record " << i;
+  EXPECT_EQ(reader.total_stats().late, 0u);
 }
 
 TEST(OrderedKernel, OptionsAreChecked) {

@@ -105,6 +105,40 @@ TEST(OutputCounts, FullPerfRingLossIsReportedOnceByTheKernelNotAgainAsFailed) {
   EXPECT_EQ(seen.lost_by_cpu, (std::map<int, std::uint64_t>{{*cpu, total.lost}}));
 }
 
+// Without a later record the kernel writes no loss record, and poll() does
+// not read the kernel's count from the event (consume() does): the program's
+// count is what reports the loss while the application polls.
+TEST(OutputCounts, FullPerfRingLossIsReportedByPollWithoutALaterRecord) {
+  REQUIRE_BPF();
+  REQUIRE_SECOND_CPU(cpu);
+  WriteTracer tracer({});
+  Seen seen;
+  // Every record wakes the reader: no switch between rings, whose end would read the kernel's count.
+  Reader reader(tracer.events_map(), seen.on_sample(), seen.on_lost(),
+                Options{.pages_per_cpu = 1, .cpus = {*cpu}, .wakeup = Wakeup::every_record()});
+  reader.count_outputs(tracer.counts_map());
+  constexpr std::uint64_t kFired = 500;
+  for (std::uint64_t i = 0; i < kFired; ++i)
+    ASSERT_EQ(fire_on_cpu(tracer.raw_tracepoint_fd(), *cpu), 0);
+  const std::uint64_t dropped = tracer.counts().kernel_counted;
+  ASSERT_GT(dropped, 0u) << "the ring never filled";
+
+  auto lost = [&] {
+    const auto it = seen.lost_by_cpu.find(*cpu);
+    return it == seen.lost_by_cpu.end() ? std::uint64_t{0} : it->second;
+  };
+  for (int i = 0; i < 100 && seen.records + lost() < kFired; ++i)
+    ASSERT_TRUE(reader.poll(milliseconds(20)).ok());
+  EXPECT_EQ(seen.records, kFired - dropped);
+  EXPECT_EQ(seen.lost_by_cpu, (std::map<int, std::uint64_t>{{*cpu, dropped}}))
+      << "poll() did not report the loss";
+
+  // consume() then reads the kernel's count of the same drops: not reported again.
+  ASSERT_TRUE(reader.consume().ok());
+  EXPECT_EQ(reader.total_stats().lost, dropped);
+  EXPECT_EQ(seen.lost_by_cpu, (std::map<int, std::uint64_t>{{*cpu, dropped}}));
+}
+
 TEST(OutputCounts, OutputsBeforeTheReaderAreCountedToo) {
   REQUIRE_BPF();
   WriteTracer tracer(ringbuf_filter(64 * 1024));

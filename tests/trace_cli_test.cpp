@@ -6,6 +6,7 @@
 #include <sys/syscall.h>
 #include <signal.h>
 
+#include <algorithm>
 #include <fstream>
 #include <optional>
 #include <regex>
@@ -65,6 +66,39 @@ PidRun trace_child_writes(int writes, const std::string& attach,
   return r;
 }
 
+// A record's bytes as the reader hands them out: the 24-byte write_event; a
+// perf record's also carry the 4 bytes of padding the kernel adds.
+constexpr long long kPerfRecordBytes = 28, kRingbufRecordBytes = 24;
+
+// The ring telemetry of a --json summary: each ring's bytes are its records',
+// a ring that handed out records was drained and filled no further than
+// ring_bytes, and the summary's totals add its rings up.
+void expect_ring_telemetry(const std::string& summary, long long record_bytes,
+                           long long ring_bytes) {
+  const nlohmann::json s = parse_json(summary);
+  ASSERT_TRUE(s.is_object() && s.contains("per_cpu")) << summary;
+  long long bytes = 0, drains = 0, drain_ns = 0, high_water = 0;
+  for (const nlohmann::json& ring : s["per_cpu"]) {
+    const long long records = ring.value("records", -1LL);
+    const long long ring_high_water = ring.value("fill_high_water_bytes", -1LL);
+    EXPECT_EQ(ring.value("bytes", -1LL), records * record_bytes) << ring.dump();
+    if (records > 0) {
+      EXPECT_GT(ring.value("drains", -1LL), 0) << ring.dump();
+      EXPECT_GT(ring.value("drain_ns", -1LL), 0) << ring.dump();
+      EXPECT_GT(ring_high_water, 0) << ring.dump();
+    }
+    EXPECT_LE(ring_high_water, ring_bytes) << ring.dump();
+    bytes += ring.value("bytes", 0LL);
+    drains += ring.value("drains", 0LL);
+    drain_ns += ring.value("drain_ns", 0LL);
+    high_water = std::max(high_water, ring_high_water);
+  }
+  EXPECT_EQ(json_number(summary, "bytes"), bytes) << summary;
+  EXPECT_EQ(json_number(summary, "drains"), drains) << summary;
+  EXPECT_EQ(json_number(summary, "drain_ns"), drain_ns) << summary;
+  EXPECT_EQ(json_number(summary, "fill_high_water_bytes"), high_water) << summary;
+}
+
 class TraceCliAttach : public ::testing::TestWithParam<const char*> {};
 
 TEST_P(TraceCliAttach, PidFilterCountsExactlyTheChildsWrites) {
@@ -82,6 +116,8 @@ TEST_P(TraceCliAttach, PidFilterCountsExactlyTheChildsWrites) {
   EXPECT_EQ(json_number(r.summary, "lost"), 0) << r.summary;
   EXPECT_EQ(json_number(r.summary, "cookie_errors"), 0) << r.summary;
   EXPECT_TRUE(json_number(r.summary, "seconds").has_value()) << r.summary;
+  EXPECT_EQ(json_number(r.summary, "bytes"), kWrites * kPerfRecordBytes) << r.summary;
+  expect_ring_telemetry(r.summary, kPerfRecordBytes, 1024LL * getpagesize());
   const nlohmann::json summary = parse_json(r.summary);
   if (std::string(GetParam()) != "auto")
     EXPECT_EQ(summary.value("attach", ""), GetParam()) << r.summary;
@@ -102,6 +138,37 @@ TEST(TraceCli, RingbufTransportCountsExactlyTheChildsWrites) {
   const nlohmann::json per_cpu = parse_json(r.summary)["per_cpu"];
   ASSERT_EQ(per_cpu.size(), 1u) << r.summary;
   EXPECT_EQ(per_cpu[0]["cpu"], -1) << r.summary;
+  EXPECT_EQ(per_cpu[0].value("bytes", -1LL), kWrites * kRingbufRecordBytes) << r.summary;
+  expect_ring_telemetry(r.summary, kRingbufRecordBytes,
+                        json_number(r.start, "pages").value_or(0) * getpagesize());
+}
+
+// A ring buffer's full-ring loss is an output that failed in the program:
+// the tool is stopped while the child writes far more than one page holds.
+TEST(TraceCli, JsonSummaryReportsRingBufferOutputsThatFailed) {
+  REQUIRE_BPF();
+  constexpr int kFlood = 20000;
+  testing::WritingChild child(kFlood);
+  Cli cli({"trace", "--pid", std::to_string(child.pid()), "--json", "--transport", "ringbuf",
+           "--pages", "1", "--duration", "1.5"});
+  const std::string start = cli.read_line().value_or("");
+  ASSERT_EQ(json_type(start), "start") << start;
+  cli.signal(SIGSTOP);
+  const int child_exit = child.release_and_wait();  // every write while nobody reads
+  cli.signal(SIGCONT);
+  ASSERT_EQ(child_exit, 0);
+  std::string out, err;
+  ASSERT_EQ(cli.wait(out, err), 0) << err;
+
+  const std::string summary = last_line(out);
+  ASSERT_EQ(json_type(summary), "summary") << out;
+  const long long failed = json_number(summary, "send_failures").value_or(-1);
+  EXPECT_GT(failed, 0) << "the one-page ring buffer never filled, or its failures went unreported: "
+                       << summary;
+  EXPECT_EQ(json_number(summary, "attempts"), kFlood) << summary;
+  EXPECT_EQ(json_number(summary, "lost"), failed) << summary;
+  EXPECT_EQ(json_number(summary, "kernel_lost"), 0) << summary;
+  EXPECT_EQ(json_number(summary, "received").value_or(-1) + failed, kFlood) << summary;
 }
 
 INSTANTIATE_TEST_SUITE_P(Modes, TraceCliAttach,
@@ -338,6 +405,11 @@ TEST(TraceCli, JsonReportsEveryFieldIncludingLosses) {
   EXPECT_EQ(records_sum, received) << summary;
   EXPECT_EQ(lost_sum, lost) << summary;
   EXPECT_EQ(wakeups_sum, json_number(summary, "wakeups")) << summary;
+  // The flood filled the one-page ring: a drain found it (near) full.
+  expect_ring_telemetry(summary, kPerfRecordBytes, getpagesize());
+  for (const nlohmann::json& entry : summary_json["per_cpu"])
+    if (entry["cpu"] == cpu)
+      EXPECT_GE(entry.value("fill_high_water_bytes", 0LL), getpagesize() / 2) << entry.dump();
 
   // One interval line a second, each with the totals so far; the loss shows before the end.
   ASSERT_EQ(intervals.size(), 2u) << out;
@@ -345,7 +417,20 @@ TEST(TraceCli, JsonReportsEveryFieldIncludingLosses) {
     EXPECT_EQ(json_number(intervals[i], "second"), static_cast<long long>(i + 1)) << intervals[i];
     EXPECT_EQ(json_number(intervals[i], "cookie_errors"), 0) << intervals[i];
     EXPECT_TRUE(json_number(intervals[i], "events_per_s").has_value()) << intervals[i];
+    // The telemetry so far, of all rings: the records' bytes, no more than the summary's.
+    EXPECT_EQ(json_number(intervals[i], "bytes"),
+              json_number(intervals[i], "received").value_or(-1) * kPerfRecordBytes)
+        << intervals[i];
+    EXPECT_LE(json_number(intervals[i], "drains").value_or(-1),
+              json_number(summary, "drains").value_or(-2))
+        << intervals[i];
+    EXPECT_GE(json_number(intervals[i], "drain_ns").value_or(-1), 0) << intervals[i];
+    EXPECT_LE(json_number(intervals[i], "fill_high_water_bytes").value_or(-1),
+              json_number(summary, "fill_high_water_bytes").value_or(-2))
+        << intervals[i];
   }
+  EXPECT_GT(json_number(intervals[1], "drains").value_or(0), 0) << intervals[1];
+  EXPECT_GT(json_number(intervals[1], "fill_high_water_bytes").value_or(0), 0) << intervals[1];
   EXPECT_EQ(json_number(intervals[1], "received"), received) << intervals[1];
   EXPECT_EQ(json_number(intervals[1], "lost"), lost) << intervals[1];
   EXPECT_EQ(json_number(intervals[0], "events_per_s").value_or(0) +

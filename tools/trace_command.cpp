@@ -107,18 +107,33 @@ double seconds_since(std::chrono::steady_clock::time_point t) {
 // the program saw fail.
 std::uint64_t all_lost(const CpuStats& s) { return s.lost + s.failed; }
 
+// How the reader kept up with a ring (or, from total_stats(), all of them):
+// the record bytes it handed out, its drains and the time they took (handlers
+// included), the most bytes a drain found waiting (how near the ring came
+// to full), and how often its CPU came back online.
+void add_ring_telemetry(Json& object, const CpuStats& s) {
+  object["bytes"] = s.bytes;
+  object["drains"] = s.drains;
+  object["drain_ns"] = s.drain_ns;
+  object["fill_high_water_bytes"] = s.fill_high_water;
+  object["reopens"] = s.reopens;
+}
+
 void print_summary(const TraceArgs& args, AttachMode mode, const Reader& reader, const Counts& c,
                    double seconds, const NatsSink* sink, const SinkCounts& sink_counts) {
   const CpuStats total = reader.total_stats();
   const double rate = seconds > 0 ? c.received / seconds : 0;
   if (args.json) {
     Json per_cpu = Json::array();
-    for (const CpuStats& s : reader.stats())
-      per_cpu.push_back({{"cpu", s.cpu},
-                         {"records", s.records},
-                         {"lost", s.lost},
-                         {"send_failures", s.failed},
-                         {"wakeups", s.wakeups}});
+    for (const CpuStats& s : reader.stats()) {
+      Json entry = {{"cpu", s.cpu},
+                    {"records", s.records},
+                    {"lost", s.lost},
+                    {"send_failures", s.failed},
+                    {"wakeups", s.wakeups}};
+      add_ring_telemetry(entry, s);
+      per_cpu.push_back(std::move(entry));
+    }
     Json summary = {{"type", "summary"},
                     {"attach", to_string(mode)},
                     {"received", c.received},
@@ -129,8 +144,9 @@ void print_summary(const TraceArgs& args, AttachMode mode, const Reader& reader,
                     {"attempts", total.attempts},
                     {"kernel_lost", total.lost},
                     {"send_failures", total.failed},
-                    {"wakeups", total.wakeups},
-                    {"per_cpu", std::move(per_cpu)}};
+                    {"wakeups", total.wakeups}};
+    add_ring_telemetry(summary, total);
+    summary["per_cpu"] = std::move(per_cpu);
     if (sink) summary["sink"] = sink_summary_json(args.sink, *sink, sink_counts, all_lost(total));
     print_json_line(summary);
   } else {
@@ -258,7 +274,8 @@ int run(const TraceArgs& args, const sigset_t& stop_signals) {
     }
     if (now >= next_tick) {
       const std::uint64_t n = counts.received - at_last_tick;
-      const std::uint64_t lost = all_lost(reader.total_stats());
+      const CpuStats total = reader.total_stats();
+      const std::uint64_t lost = all_lost(total);
       at_last_tick = counts.received;
       if (args.json) {
         Json interval = {{"type", "interval"},
@@ -267,6 +284,7 @@ int run(const TraceArgs& args, const sigset_t& stop_signals) {
                          {"received", counts.received},
                          {"lost", lost},
                          {"cookie_errors", counts.cookie_errors}};
+        add_ring_telemetry(interval, total);  // so far, as received and lost
         if (sink) {
           const SinkCounts c = sink->counts();
           interval["sink"] = {{"published", c.published_records},

@@ -119,6 +119,18 @@ int perfbuf__consume_buffer(perfbuf_t *pb, size_t buf_idx);
  * thread, and from a signal handler. 0 or -errno. */
 int perfbuf__wake(perfbuf_t *pb);
 
+/* Stops the program's output into the rings, without tearing anything down,
+ * until perfbuf__resume: outputs meanwhile fail and reach lost_cb (a perf
+ * ring's counted by the kernel, a ring buffer's by its program through
+ * opts.counts_fd; without counts_fd a ring buffer cannot be paused:
+ * -EOPNOTSUPP). What the rings already hold is still read. 0 or -errno (then
+ * nothing changed). */
+int perfbuf__pause(perfbuf_t *pb);
+int perfbuf__resume(perfbuf_t *pb);
+/* Whether perfbuf__pause is in force; false for NULL. (Named apart from
+ * <perfbuf/bpf.h>'s perfbuf__paused, the program's side.) */
+bool perfbuf__is_paused(const perfbuf_t *pb);
+
 /* The number of rings (one per CPU read). */
 size_t perfbuf__buffer_cnt(const perfbuf_t *pb);
 /* The perf event fd of ring buf_idx, or -EINVAL. */

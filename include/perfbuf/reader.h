@@ -214,6 +214,9 @@ struct CpuStats {
   std::uint64_t fill_high_water = 0;
   std::uint64_t corrupt = 0;  // drains that found a malformed ring and skipped it
   std::uint64_t late = 0;     // Options::ordered: records older than one already handed out
+  // Times the CPU came back online and got new perf events (the kernel ends
+  // a CPU's events when it goes offline for good); 0 for a ring buffer.
+  std::uint64_t reopens = 0;
 };
 
 // The counts a program keeps with <perfbuf/bpf.h> in a PERFBUF_COUNTS_MAP,
