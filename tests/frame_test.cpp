@@ -130,6 +130,85 @@ TEST(Frame, ReasonsNameWhatIsWrong) {
             std::string::npos);
 }
 
+namespace {
+FrameHeader seq_frame(std::uint64_t first, std::uint32_t n) {
+  return FrameHeader{.run_id = 1, .first_seq = first, .record_count = n, .host = "h"};
+}
+}  // namespace
+
+TEST(SequenceCheck, InOrderIsNoJump) {
+  SequenceCheck check;
+  for (std::uint64_t f = 0; f < 100; f += 10) EXPECT_FALSE(check.add(seq_frame(f, 10)));
+  EXPECT_FALSE(check.add(seq_frame(100, 0)));  // the run's end frame
+  EXPECT_EQ(check.missing(), 0u);
+  EXPECT_EQ(check.repeated(), 0u);
+  EXPECT_EQ(check.late(), 0u);
+  EXPECT_TRUE(check.holes().empty());
+}
+
+TEST(SequenceCheck, GapNeverFilledRemainsAHole) {
+  SequenceCheck check;
+  EXPECT_FALSE(check.add(seq_frame(0, 10)));
+  const auto gap = check.add(seq_frame(20, 10));
+  ASSERT_TRUE(gap);
+  EXPECT_EQ(gap->kind, SequenceJump::gap);
+  EXPECT_EQ(gap->records(), 10u);
+  EXPECT_FALSE(check.add(seq_frame(30, 0)));
+  ASSERT_EQ(check.holes().size(), 1u);
+  EXPECT_EQ(check.holes()[0].from, 10u);
+  EXPECT_EQ(check.holes()[0].to, 20u);
+  EXPECT_EQ(check.missing(), 10u);
+  EXPECT_EQ(check.repeated(), 0u);
+}
+
+// A message sent again after its ack did not come arrives after later ones:
+// it fills the hole, no gap remains and nothing counts as seen twice.
+TEST(SequenceCheck, HoleFilledLateIsNeitherGapNorOverlap) {
+  SequenceCheck check;
+  EXPECT_FALSE(check.add(seq_frame(0, 10)));
+  const auto gap = check.add(seq_frame(20, 10));
+  ASSERT_TRUE(gap);
+  EXPECT_EQ(gap->kind, SequenceJump::gap);
+  const auto late = check.add(seq_frame(10, 10));
+  ASSERT_TRUE(late);
+  EXPECT_EQ(late->kind, SequenceJump::late);
+  EXPECT_EQ(late->records(), 10u);
+  EXPECT_FALSE(check.add(seq_frame(30, 0)));
+  EXPECT_TRUE(check.holes().empty());
+  EXPECT_EQ(check.missing(), 0u);
+  EXPECT_EQ(check.repeated(), 0u);
+  EXPECT_EQ(check.late(), 10u);
+}
+
+// Part of a hole filled: the rest stays missing, on both sides.
+TEST(SequenceCheck, HoleFilledInPart) {
+  SequenceCheck check;
+  EXPECT_FALSE(check.add(seq_frame(0, 10)));
+  EXPECT_TRUE(check.add(seq_frame(40, 10)));  // hole [10, 40)
+  const auto late = check.add(seq_frame(20, 10));
+  ASSERT_TRUE(late);
+  EXPECT_EQ(late->kind, SequenceJump::late);
+  ASSERT_EQ(check.holes().size(), 2u);
+  EXPECT_EQ(check.holes()[0].from, 10u);
+  EXPECT_EQ(check.holes()[0].to, 20u);
+  EXPECT_EQ(check.holes()[1].from, 30u);
+  EXPECT_EQ(check.holes()[1].to, 40u);
+  EXPECT_EQ(check.missing(), 20u);
+}
+
+TEST(SequenceCheck, TrueDuplicateIsAnOverlap) {
+  SequenceCheck check;
+  EXPECT_FALSE(check.add(seq_frame(0, 10)));
+  EXPECT_FALSE(check.add(seq_frame(10, 10)));
+  const auto again = check.add(seq_frame(10, 10));
+  ASSERT_TRUE(again);
+  EXPECT_EQ(again->kind, SequenceJump::overlap);
+  EXPECT_EQ(again->records(), 10u);
+  EXPECT_EQ(check.repeated(), 10u);
+  EXPECT_EQ(check.missing(), 0u);
+  EXPECT_EQ(check.late(), 0u);
+}
+
 TEST(SequenceCheck, GapsAndOverlapsPerSender) {
   SequenceCheck check;
   auto frame = [](std::string host, std::uint64_t run, std::uint64_t first, std::uint32_t n) {

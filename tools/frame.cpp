@@ -151,18 +151,47 @@ std::vector<std::uint8_t> FramePacker::take(std::vector<std::uint8_t> spare) {
 }
 
 std::optional<SequenceJump> SequenceCheck::add(const FrameHeader& h) {
-  auto [at, first] = next_.try_emplace({h.host, h.run_id}, 0);
-  const std::uint64_t expected = at->second;
-  at->second = std::max(expected, h.first_seq + h.record_count);
+  Sender& sender = senders_[{h.host, h.run_id}];
+  const std::uint64_t expected = sender.next;
+  const std::uint64_t end = h.first_seq + h.record_count;
+  sender.next = std::max(expected, end);
   if (h.first_seq > expected) {
+    sender.holes.emplace(expected, h.first_seq);
     missing_ += h.first_seq - expected;
-    return SequenceJump{SequenceJump::gap, expected, h.first_seq};
+    return SequenceJump{SequenceJump::gap, expected, h.first_seq, h.first_seq - expected};
   }
-  if (h.first_seq < expected) {
-    repeated_ += std::min<std::uint64_t>(expected - h.first_seq, h.record_count);
-    return SequenceJump{SequenceJump::overlap, expected, h.first_seq};
+  // Records below `expected`: those in a hole fill it (late), the others
+  // were seen already (overlap).
+  const std::uint64_t lo = h.first_seq, hi = std::min(end, expected);
+  if (lo >= hi) return std::nullopt;
+  std::uint64_t filled = 0;
+  auto it = sender.holes.upper_bound(lo);
+  if (it != sender.holes.begin()) --it;
+  while (it != sender.holes.end() && it->first < hi) {
+    const auto [from, to] = *it;
+    if (to <= lo) {
+      ++it;
+      continue;
+    }
+    const std::uint64_t a = std::max(from, lo), b = std::min(to, hi);
+    filled += b - a;
+    it = sender.holes.erase(it);
+    if (from < a) sender.holes.emplace(from, a);
+    if (b < to) sender.holes.emplace(b, to);  // b == hi: the loop ends
   }
-  return std::nullopt;
+  missing_ -= filled;
+  late_ += filled;
+  const std::uint64_t again = hi - lo - filled;
+  repeated_ += again;
+  if (again > 0) return SequenceJump{SequenceJump::overlap, expected, h.first_seq, again};
+  return SequenceJump{SequenceJump::late, expected, h.first_seq, filled};
+}
+
+std::vector<SequenceHole> SequenceCheck::holes() const {
+  std::vector<SequenceHole> out;
+  for (const auto& [id, sender] : senders_)
+    for (const auto& [from, to] : sender.holes) out.push_back({id.first, id.second, from, to});
+  return out;
 }
 
 std::vector<std::uint8_t> encode_frame(const FrameHeader& header,

@@ -118,27 +118,45 @@ class FramePacker {
 
 // What a consumer sees in the sequence numbers of one sender's frames.
 struct SequenceJump {
-  enum Kind { gap, overlap } kind;
-  std::uint64_t expected = 0;  // the sequence the frame should have started at
-  std::uint64_t first_seq = 0;   // where it did
-  std::uint64_t records() const {  // missing (gap) or seen again (overlap)
-    return kind == gap ? first_seq - expected : expected - first_seq;
-  }
+  // gap: the frame starts past the records expected (a hole opens);
+  // late: it fills (part of) an earlier hole, as a resend does;
+  // overlap: it holds records already seen.
+  enum Kind { gap, late, overlap } kind;
+  std::uint64_t expected = 0;   // the sequence the frame should have started at
+  std::uint64_t first_seq = 0;  // where it did
+  std::uint64_t count = 0;      // records missing (gap), filled in (late), seen again (overlap)
+  std::uint64_t records() const { return count; }
+};
+
+// Records of a sender not seen (yet): [from, to).
+struct SequenceHole {
+  std::string host;
+  std::uint64_t run_id = 0;
+  std::uint64_t from = 0, to = 0;
 };
 
 // Follows the sequences of every sender (host, run_id) in the order frames
-// arrive; a sender's first frame is expected to start at 0.
+// arrive; a sender's first frame is expected to start at 0. A hole that a
+// later frame fills (a message sent again after its ack did not come) is no
+// loss: missing() is what is still not seen.
 class SequenceCheck {
  public:
   std::optional<SequenceJump> add(const FrameHeader& h);
-  std::size_t senders() const { return next_.size(); }
-  std::uint64_t missing() const { return missing_; }
-  std::uint64_t repeated() const { return repeated_; }
+  std::size_t senders() const { return senders_.size(); }
+  std::uint64_t missing() const { return missing_; }    // records in holes now
+  std::uint64_t repeated() const { return repeated_; }  // seen twice
+  std::uint64_t late() const { return late_; }          // arrived after later ones
+  std::vector<SequenceHole> holes() const;               // by sender, in order
 
  private:
-  std::map<std::pair<std::string, std::uint64_t>, std::uint64_t> next_;
+  struct Sender {
+    std::uint64_t next = 0;                     // past the highest record seen
+    std::map<std::uint64_t, std::uint64_t> holes;  // from -> to
+  };
+  std::map<std::pair<std::string, std::uint64_t>, Sender> senders_;
   std::uint64_t missing_ = 0;
   std::uint64_t repeated_ = 0;
+  std::uint64_t late_ = 0;
 };
 
 // One whole frame with these records (for tests and one-off senders).

@@ -55,10 +55,16 @@ int read_nats_source(const NatsSourceOptions& o, volatile sig_atomic_t& stop) {
   std::vector<const char*> servers;
   for (const std::string& s : url.servers) servers.push_back(s.c_str());
   Client c;
-  natsOptions_Create(&c.options);
-  natsOptions_SetServers(c.options, servers.data(), static_cast<int>(servers.size()));
-  natsOptions_SetTimeout(c.options, 2000);
-  natsOptions_SetName(c.options, "perfbuf cat");
+  // Every option is checked: options that failed would connect elsewhere
+  // (a client without options goes to localhost:4222).
+  auto check_option = [](natsStatus s, const std::string& what) {
+    if (s != NATS_OK) throw SinkError(what + ": " + last_nats_error(s));
+  };
+  check_option(natsOptions_Create(&c.options), "NATS options");
+  check_option(natsOptions_SetServers(c.options, servers.data(), static_cast<int>(servers.size())),
+        "--source " + o.url);
+  check_option(natsOptions_SetTimeout(c.options, 2000), "NATS options");
+  check_option(natsOptions_SetName(c.options, "perfbuf cat"), "NATS options");
   if (const natsStatus s = natsConnection_Connect(&c.connection, c.options); s != NATS_OK)
     throw SinkError("cannot connect to " + o.url + ": " + last_nats_error(s) +
                     " (is nats-server running there?)");
@@ -74,6 +80,10 @@ int read_nats_source(const NatsSourceOptions& o, volatile sig_atomic_t& stop) {
     const natsStatus s = js_StreamNames(&list, c.js, &filter, nullptr);
     if (s == NATS_NO_RESPONDERS)
       throw SinkError("the server at " + o.url + " does not answer JetStream requests (no -js?)");
+    if (s != NATS_OK && s != NATS_NOT_FOUND) {
+      jsStreamNamesList_Destroy(list);
+      throw SinkError("listing JetStream streams: " + last_nats_error(s));
+    }
     if (list && list->Count > 0) stream = list->List[0];
     jsStreamNamesList_Destroy(list);
     if (stream.empty()) throw SinkError("no JetStream stream captures subject " + o.subject);
@@ -112,7 +122,7 @@ int read_nats_source(const NatsSourceOptions& o, volatile sig_atomic_t& stop) {
 
   SequenceCheck check;
   std::map<std::pair<std::string, std::uint64_t>, SenderLosses> losses;
-  std::uint64_t messages = 0, records = 0, corrupt = 0, gaps = 0, overlaps = 0;
+  std::uint64_t messages = 0, records = 0, corrupt = 0, overlaps = 0;
   std::uint64_t stream_seq = 0;
   int status = 0;
   const clock::time_point start = clock::now();
@@ -125,7 +135,9 @@ int read_nats_source(const NatsSourceOptions& o, volatile sig_atomic_t& stop) {
   constexpr auto kStalled = std::chrono::seconds(10);
   clock::time_point last_message = start;
   while (!stop && !(o.count && records >= o.count)) {
-    if (!o.follow && stream_seq >= last_at_start) break;
+    // An empty stream (never written, or purged: no messages, a last
+    // sequence number all the same) has nothing to wait for.
+    if (!o.follow && (messages_at_start == 0 || stream_seq >= last_at_start)) break;
     const clock::time_point now = clock::now();
     if (now >= end) break;
     natsMsg* msg = nullptr;
@@ -168,28 +180,32 @@ int read_nats_source(const NatsSourceOptions& o, volatile sig_atomic_t& stop) {
       continue;
     }
     const FrameHeader& h = r.frame.header;
-    losses[{h.host, h.run_id}] = {h.kernel_lost, h.sink_dropped};
-    if (const std::optional<SequenceJump> jump = check.add(h)) {
-      const bool gap = jump->kind == SequenceJump::gap;
-      (gap ? gaps : overlaps)++;
+    // Counts only grow: a frame sent again late carries older ones.
+    SenderLosses& l = losses[{h.host, h.run_id}];
+    l.kernel_lost = std::max(l.kernel_lost, h.kernel_lost);
+    l.sink_dropped = std::max(l.sink_dropped, h.sink_dropped);
+    // Gaps are reported at the end, where they are still holes: a frame
+    // sent again (its ack did not come in time) may fill one later.
+    if (const std::optional<SequenceJump> jump = check.add(h);
+        jump && jump->kind != SequenceJump::gap) {
+      const bool overlap = jump->kind == SequenceJump::overlap;
+      overlaps += overlap;
       if (json)
-        print_json_line({{"type", gap ? "gap" : "overlap"},
+        print_json_line({{"type", overlap ? "overlap" : "late"},
                          {"host", h.host},
                          {"run_id", h.run_id},
                          {"expected", jump->expected},
                          {"first_seq", jump->first_seq},
-                         {gap ? "missing" : "repeated", jump->records()},
+                         {overlap ? "repeated" : "late", jump->records()},
                          {"sink_dropped", h.sink_dropped},
                          {"kernel_lost", h.kernel_lost}});
-      else
-        std::printf("%s: host %s run %016llx: expected record %llu, frame starts at %llu: %llu "
-                    "records %s (the sender had dropped %llu so far)\n",
-                    gap ? "gap" : "overlap", h.host.c_str(),
-                    static_cast<unsigned long long>(h.run_id),
+      else if (overlap)
+        std::printf("overlap: host %s run %016llx: expected record %llu, frame starts at %llu: "
+                    "%llu records seen again\n",
+                    h.host.c_str(), static_cast<unsigned long long>(h.run_id),
                     static_cast<unsigned long long>(jump->expected),
                     static_cast<unsigned long long>(jump->first_seq),
-                    static_cast<unsigned long long>(jump->records()),
-                    gap ? "missing" : "seen again", static_cast<unsigned long long>(h.sink_dropped));
+                    static_cast<unsigned long long>(jump->records()));
     }
     for (std::size_t i = 0; i < r.frame.records.size(); ++i) {
       if (o.count && records >= o.count) break;
@@ -217,6 +233,28 @@ int read_nats_source(const NatsSourceOptions& o, volatile sig_atomic_t& stop) {
     }
   }
   const double seconds = std::chrono::duration<double>(clock::now() - start).count();
+  // The holes left: records never seen.
+  const std::vector<SequenceHole> holes = check.holes();
+  for (const SequenceHole& hole : holes) {
+    const SenderLosses& l = losses[{hole.host, hole.run_id}];
+    if (json)
+      print_json_line({{"type", "gap"},
+                       {"host", hole.host},
+                       {"run_id", hole.run_id},
+                       {"expected", hole.from},
+                       {"first_seq", hole.to},
+                       {"missing", hole.to - hole.from},
+                       {"sink_dropped", l.sink_dropped},
+                       {"kernel_lost", l.kernel_lost}});
+    else
+      std::printf("gap: host %s run %016llx: expected record %llu, frame starts at %llu: %llu "
+                  "records missing (the sender dropped %llu in all)\n",
+                  hole.host.c_str(), static_cast<unsigned long long>(hole.run_id),
+                  static_cast<unsigned long long>(hole.from), static_cast<unsigned long long>(hole.to),
+                  static_cast<unsigned long long>(hole.to - hole.from),
+                  static_cast<unsigned long long>(l.sink_dropped));
+  }
+  const std::uint64_t gaps = holes.size();
   std::uint64_t kernel_lost = 0, sink_dropped = 0;
   for (const auto& [sender, l] : losses) {
     kernel_lost += l.kernel_lost;
@@ -232,6 +270,7 @@ int read_nats_source(const NatsSourceOptions& o, volatile sig_atomic_t& stop) {
                      {"missing", check.missing()},
                      {"overlaps", overlaps},
                      {"repeated", check.repeated()},
+                     {"late", check.late()},
                      {"corrupt", corrupt},
                      {"kernel_lost", kernel_lost},
                      {"sink_dropped", sink_dropped},
@@ -241,13 +280,14 @@ int read_nats_source(const NatsSourceOptions& o, volatile sig_atomic_t& stop) {
     std::fprintf(stderr,
                  "perfbuf cat: read %llu records in %llu messages of stream %s from %zu "
                  "senders in %.2f s: %llu gaps (%llu records missing), %llu overlaps (%llu "
-                 "records seen again), %llu corrupt messages; the senders' last frames say "
-                 "kernel lost %llu, sink dropped %llu\n",
+                 "records seen again), %llu records late, %llu corrupt messages; the senders' "
+                 "frames say kernel lost %llu, sink dropped %llu\n",
                  static_cast<unsigned long long>(records), static_cast<unsigned long long>(messages),
                  stream.c_str(), check.senders(), seconds, static_cast<unsigned long long>(gaps),
                  static_cast<unsigned long long>(check.missing()),
                  static_cast<unsigned long long>(overlaps),
                  static_cast<unsigned long long>(check.repeated()),
+                 static_cast<unsigned long long>(check.late()),
                  static_cast<unsigned long long>(corrupt),
                  static_cast<unsigned long long>(kernel_lost),
                  static_cast<unsigned long long>(sink_dropped));
