@@ -127,6 +127,14 @@ class NatsServer {
     throw std::runtime_error("nats-server did not listen on port " + std::to_string(port_) +
                              " within 10 s");
   }
+  // Stops the server (SIGSTOP): connections stay open, nothing is read or
+  // answered. resume() (SIGCONT) continues it; kill() works on a stopped one.
+  void stop() {
+    if (pid_ > 0) ::kill(pid_, SIGSTOP);
+  }
+  void resume() {
+    if (pid_ > 0) ::kill(pid_, SIGCONT);
+  }
   // Kills the server at once (SIGKILL), as a crash would.
   void kill() {
     if (pid_ <= 0) return;

@@ -197,12 +197,68 @@ TEST(NatsSink, ServerGoneForGoodDropsAreCountedAndFinishIsBounded) {
   NatsSink sink(o);
   server.kill();
   for (std::uint64_t i = 0; i < 10000; ++i) sink.add(i, 0, payload(i));
+  const auto started = std::chrono::steady_clock::now();
   const SinkCounts c = sink.finish();  // within finish_wait, and ack_wait for each in flight
+  EXPECT_LT(std::chrono::steady_clock::now() - started, o.finish_wait + 2 * o.ack_wait);
   EXPECT_EQ(c.received, 10000u);
   EXPECT_EQ(c.acknowledged, 0u);
   EXPECT_EQ(c.dropped, 10000u);
   EXPECT_GT(c.dropped_queue_full, 0u);
   EXPECT_FALSE(c.last_error.empty());
+}
+
+// A server that stops reading (SIGSTOP) with large frames unsent: a write
+// that fills the socket must not block finish() (libnats's write deadline),
+// and every record is still counted.
+TEST(NatsSink, ServerThatStopsReadingDoesNotBlockFinish) {
+  REQUIRE_NATS_SERVER();
+  NatsServer server;
+  NatsSinkOptions o = options_for(server, "STOPPED");
+  o.frame_bytes = 64 * 1024;
+  o.queue_frames = 256;
+  o.ack_wait = std::chrono::milliseconds(500);
+  o.finish_wait = std::chrono::milliseconds(2000);
+  NatsSink sink(o);
+  std::vector<std::uint8_t> big(1000, 0x5a);
+  std::uint64_t i = 0;
+  for (; i < 200; ++i) sink.add(i, 0, big);
+  server.stop();
+  // Far more than the socket's buffers hold: the publisher's writes block.
+  const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(500);
+  while (std::chrono::steady_clock::now() < until && i < 200000) {
+    for (int k = 0; k < 1000; ++k, ++i) sink.add(i, 0, big);
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  const auto started = std::chrono::steady_clock::now();
+  const SinkCounts c = sink.finish();
+  const auto elapsed = std::chrono::steady_clock::now() - started;
+  server.resume();
+  server.kill();
+  // The write deadline (2 s) can hold the publisher past finish_wait once.
+  EXPECT_LT(elapsed, o.finish_wait + std::chrono::milliseconds(2000 + 1500))
+      << std::chrono::duration_cast<std::chrono::milliseconds>(elapsed).count() << " ms";
+  EXPECT_EQ(c.received, i);
+  EXPECT_EQ(c.received, c.acknowledged + c.dropped)
+      << "acknowledged " << c.acknowledged << " dropped " << c.dropped;
+  EXPECT_GT(c.dropped, 0u);
+}
+
+// The largest --frame-bytes (1 MiB) against a server whose max_payload is
+// 1 MiB: frames are kept under it (headers included), none is refused.
+TEST(NatsSink, FramesFitTheServersMaxPayload) {
+  REQUIRE_NATS_SERVER();
+  NatsServer server;
+  NatsSinkOptions o = options_for(server, "BIGFRAMES");
+  o.frame_bytes = 1048576;
+  NatsSink sink(o);
+  EXPECT_LE(sink.frame_bytes(), 1048576u - 64);
+  std::vector<std::uint8_t> record(1000, 0x33);
+  constexpr std::uint64_t kRecords = 3000;  // about three frames' worth
+  for (std::uint64_t i = 0; i < kRecords; ++i) sink.add(i, 0, record);
+  const SinkCounts c = sink.finish();
+  EXPECT_EQ(c.acknowledged, kRecords) << c.last_error;
+  EXPECT_EQ(c.dropped, 0u) << c.last_error;
+  EXPECT_GE(c.published_messages, 3u);
 }
 
 }  // namespace

@@ -4,7 +4,7 @@
 // open frame and, when the frame is full (or old: flush_due()), hands it to a
 // bounded queue, so the rings keep being drained whatever the server does.
 // A publishing thread takes frames from the queue and publishes them with
-// js_PublishAsync, at most max_pending unacknowledged at a time.
+// js_PublishMsgAsync, at most max_pending unacknowledged at a time.
 //
 // Nothing is lost silently: every record added ends up counted once, as
 // acknowledged (the server stored it) or dropped (the queue was full, the
@@ -15,7 +15,8 @@
 // after a lost ack is stored once: the server acknowledges it as a duplicate.
 // The connection reconnects on its own (forever) while the sink runs;
 // publishes made while it is down are buffered by the client (up to
-// reconnect_buffer bytes) and count as dropped only if their ack never comes.
+// reconnect_buffer bytes) and count as dropped if their ack never comes, or
+// as dropped_publish at once when that buffer is full.
 #pragma once
 
 #include <atomic>
@@ -55,7 +56,9 @@ struct NatsSinkOptions {
   std::string subject;  // where frames are published
   std::string stream;   // created (file storage, capturing subject) if missing; empty: any
                         // existing stream that captures subject
-  std::size_t frame_bytes = 64 * 1024;  // a frame is sent once this big...
+  // A frame is sent once this big (at most the server's max_payload less
+  // room for the headers: larger is cut to that)...
+  std::size_t frame_bytes = 64 * 1024;
   std::uint32_t frame_records = 0;      // ...or holding this many records (0: no limit)
   std::chrono::milliseconds frame_age{50};  // ...or this old
   std::size_t queue_frames = 64;            // frames waiting for the publisher
@@ -101,6 +104,11 @@ class NatsSink {
 
   // From the reader's thread only (add, flush_due, set_kernel_lost, finish).
   void add(std::uint64_t time_ns, std::int32_t cpu, std::span<const std::uint8_t> bytes) {
+    // A record that would take the frame past frame_bytes goes into the next
+    // one (frame_bytes is a limit: the server refuses a message over its max).
+    if (packer_.started() && packer_.record_count() > 0 &&
+        packer_.size() + kFrameRecordHeader + bytes.size() > options_.frame_bytes)
+      close_frame();
     if (!packer_.started()) open_frame();
     packer_.add(time_ns, cpu, bytes);
     ++received_;
@@ -122,22 +130,27 @@ class NatsSink {
   SinkCounts counts() const;
 
   std::string_view stream() const { return stream_; }
+  std::size_t frame_bytes() const { return options_.frame_bytes; }  // after the server's limit
   std::uint64_t run_id() const { return run_id_; }
   const std::string& host() const { return host_; }
 
-  struct Impl;  // the NATS side (nats_sink.cpp)
+  struct Impl;   // the NATS side (nats_sink.cpp)
+  struct State;  // what the publisher and the client's callbacks share (nats_sink.cpp)
 
  private:
   void open_frame();
   void close_frame();
   void publisher();
-  void drop(std::uint64_t records, std::atomic<std::uint64_t>& reason);
   // Publishes a natsMsg: the client takes it, or it is counted as dropped and
   // destroyed.
   void publish(void* msg, bool resend);
-  void drop_messages(std::deque<void*>& messages);  // under mutex_
+  // How long the stream must detect duplicates: all sends of a message.
+  std::int64_t duplicate_window_ns() const;
 
   NatsSinkOptions options_;
+  // Kept alive by the client's callbacks too: one may still run after the
+  // sink is gone (libnats does not wait for them).
+  std::shared_ptr<State> state_;
   std::unique_ptr<Impl> nats_;
   std::string stream_;
   std::string host_;
@@ -148,30 +161,8 @@ class NatsSink {
   std::uint64_t next_seq_ = 0;
   std::uint64_t kernel_lost_ = 0;
   bool finished_ = false;
-  std::atomic<bool> publish_attempted_{false};
-
-  mutable std::mutex mutex_;
-  std::condition_variable queue_changed_;
-  std::deque<std::vector<std::uint8_t>> queue_;
-  std::deque<void*> resends_;  // natsMsg* whose ack failed, to send again
-  bool no_resends_ = false;    // the publisher is gone: a failed ack is final
-  std::vector<std::vector<std::uint8_t>> spare_buffers_;
-  bool stopping_ = false;
-  bool give_up_ = false;  // finish() ran out of time: drop what is queued
-  bool publishing_ = false;  // the publisher holds a frame outside the queue
-  std::string last_error_;
+  std::atomic<bool> publish_attempted_{false};  // the client took a publish (its pending list exists)
   std::thread thread_;
-  double publisher_cpu_s_ = 0;
-
-  std::atomic<std::uint64_t> received_shared_{0};
-  std::atomic<std::uint64_t> published_records_{0}, published_messages_{0};
-  std::atomic<std::uint64_t> acknowledged_{0}, acknowledged_messages_{0};
-  std::atomic<std::uint64_t> resent_messages_{0}, duplicates_{0};
-  // Publishes the client took, and their acks (or failures) handled: every
-  // publish gets exactly one, unless finish() takes it off the client's list.
-  std::uint64_t publish_calls_ = 0, acks_handled_ = 0;  // under mutex_
-  std::atomic<std::uint64_t> dropped_queue_full_{0}, dropped_publish_{0}, dropped_ack_{0},
-      dropped_at_finish_{0};
 
   friend struct Callbacks;
 };

@@ -68,10 +68,14 @@ void add_sink_options(CLI::App& app, SinkArgs& args) {
              "takes a number of records, 1 or more",
              number_in<std::uint32_t>(1, UINT32_MAX),
              [&args](std::uint32_t v) { args.frame_records = v; });
+  // The stream's duplicate window must cover every send of a message: 60 s
+  // times the sends keeps it within minutes.
   add_parsed(app, "--ack-wait", "SEC",
-             "a message not acknowledged within SEC seconds is sent\n"
-             "again, after 3 sends it counts as dropped (default 5)",
-             "takes a number of seconds from 0.01 to 3600", number_in<double>(0.01, 3600),
+             fmt::format("a message not acknowledged within SEC seconds is sent\n"
+                         "again, after {} sends it counts as dropped (default {})",
+                         NatsSinkOptions{}.max_attempts,
+                         std::chrono::duration<double>(NatsSinkOptions{}.ack_wait).count()),
+             "takes a number of seconds from 0.01 to 60", number_in<double>(0.01, 60),
              [&args](double v) { args.ack_wait_s = v; });
 }
 
