@@ -190,7 +190,8 @@ TEST(CatCli, SinkShipsTheRecordsAndSourceReadsThemBackDecoded) {
 
   std::string out, err;
   ASSERT_EQ(run_cli({"cat", "--source", server.url(), "--subject", "perfbuf.cat", "--btf",
-                     PERFBUF_CAT_BPF_OBJ, "--type", "cat_record", "--format", "json"},
+                     PERFBUF_CAT_BPF_OBJ, "--type", "cat_record", "--format", "json", "--duration",
+                     "30"},
                     out, err),
             0)
       << err;

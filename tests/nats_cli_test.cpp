@@ -78,7 +78,7 @@ TEST(NatsCli, ChildsWritesEndUpInTheStreamExactlyOnce) {
   // perfbuf cat reads the same back, with no gap.
   std::string cat_out, cat_err;
   ASSERT_EQ(run_cli({"cat", "--source", server.url(), "--subject", "perfbuf.writes.WRITES",
-                     "--format", "json"},
+                     "--format", "json", "--duration", "30"},
                     cat_out, cat_err),
             0)
       << cat_err;
@@ -123,7 +123,7 @@ TEST(NatsCli, CatSourceReportsGapsAndCorruptMessages) {
   }
   std::string out, err;
   EXPECT_EQ(run_cli({"cat", "--source", server.url(), "--subject", "perfbuf.gaps", "--format",
-                     "json"},
+                     "json", "--duration", "30"},
                     out, err),
             1)
       << err;
@@ -151,7 +151,10 @@ TEST(NatsCli, CatSourceReportsGapsAndCorruptMessages) {
   // The text form says the same in words.
   out.clear();
   err.clear();
-  EXPECT_EQ(run_cli({"cat", "--source", server.url(), "--subject", "perfbuf.gaps"}, out, err), 1);
+  EXPECT_EQ(run_cli({"cat", "--source", server.url(), "--subject", "perfbuf.gaps", "--duration",
+                     "30"},
+                    out, err),
+            1);
   EXPECT_NE(out.find("gap: host h run 0000000000000007: expected record 10, frame starts at 15: "
                      "5 records missing"),
             std::string::npos)
@@ -160,14 +163,56 @@ TEST(NatsCli, CatSourceReportsGapsAndCorruptMessages) {
   EXPECT_NE(err.find("is not a frame: truncated"), std::string::npos) << err;
 }
 
+// A stream emptied by a purge (no messages, a last sequence number all the
+// same) is read at once: 0 records, no wait for messages that are gone.
+TEST(NatsCli, CatSourceOfAPurgedStreamEndsAtOnce) {
+  REQUIRE_NATS_SERVER();
+  NatsServer server;
+  {
+    natsConnection* nc = nullptr;
+    jsCtx* js = nullptr;
+    ASSERT_EQ(natsConnection_ConnectTo(&nc, server.url().c_str()), NATS_OK);
+    ASSERT_EQ(natsConnection_JetStream(&js, nc, nullptr), NATS_OK);
+    jsStreamConfig config;
+    jsStreamConfig_Init(&config);
+    config.Name = "PURGED";
+    const char* subjects[] = {"perfbuf.purged"};
+    config.Subjects = subjects;
+    config.SubjectsLen = 1;
+    ASSERT_EQ(js_AddStream(nullptr, js, &config, nullptr, nullptr), NATS_OK);
+    const std::vector<std::uint8_t> m =
+        tools::encode_frame({.run_id = 7, .first_seq = 0, .host = "h"}, {});
+    ASSERT_EQ(js_Publish(nullptr, js, "perfbuf.purged", m.data(), static_cast<int>(m.size()),
+                         nullptr, nullptr),
+              NATS_OK);
+    ASSERT_EQ(js_PurgeStream(js, "PURGED", nullptr, nullptr), NATS_OK);
+    jsCtx_Destroy(js);
+    natsConnection_Destroy(nc);
+  }
+  std::string out, err;
+  const auto started = std::chrono::steady_clock::now();
+  EXPECT_EQ(run_cli({"cat", "--source", server.url(), "--subject", "perfbuf.purged", "--format",
+                     "json", "--duration", "30"},
+                    out, err),
+            0)
+      << err;
+  EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::seconds(5));
+  const nlohmann::json summary = parse_json(last_line(out));
+  EXPECT_EQ(summary["records"], 0) << out;
+  EXPECT_EQ(summary["gaps"], 0) << out;
+}
+
 TEST(NatsCli, CatSourceUsageErrors) {
+  // Usage errors stop before any connection; should one not, it goes to a
+  // free loopback port, never to a server someone runs.
+  const std::string free = "nats://127.0.0.1:" + std::to_string(testing::free_loopback_port());
   for (std::vector<std::string> args :
-       {std::vector<std::string>{"cat", "--source", "nats://127.0.0.1:4222"},
+       {std::vector<std::string>{"cat", "--source", free},
         {"cat", "--source", "nats:/x", "--subject", "a"},
-        {"cat", "--source", "nats://127.0.0.1:4222", "--subject", "a", "--map-id", "1"},
-        {"cat", "--source", "nats://127.0.0.1:4222", "--subject", "a", "--sink",
-         "nats://127.0.0.1:4222"},
-        {"cat", "--source", "nats://127.0.0.1:4222", "--subject", "a", "--type", "t"},
+        {"cat", "--source", free, "--subject", "a", "--map-id", "1"},
+        {"cat", "--source", free, "--subject", "a", "--sink",
+         free},
+        {"cat", "--source", free, "--subject", "a", "--type", "t"},
         {"cat", "--map-id", "1", "--subject", "a"}}) {
     std::string out, err;
     EXPECT_EQ(run_cli(args, out, err), 2) << args.back();
@@ -176,19 +221,21 @@ TEST(NatsCli, CatSourceUsageErrors) {
 }
 
 TEST(NatsCli, BadUrlIsAUsageError) {
+  const std::string port = std::to_string(testing::free_loopback_port());
+  const std::string free = "nats://127.0.0.1:" + port;
   for (std::vector<std::string> args :
-       {std::vector<std::string>{"trace", "--sink", "http://127.0.0.1:4222", "--subject", "a"},
+       {std::vector<std::string>{"trace", "--sink", "http://127.0.0.1:" + port, "--subject", "a"},
         {"trace", "--sink", "nats://127.0.0.1", "--subject", "a"},
-        {"trace", "--sink", "nats://127.0.0.1:4222"},
-        {"trace", "--sink", "nats://127.0.0.1:4222", "--subject", "a.*"},
+        {"trace", "--sink", free},
+        {"trace", "--sink", free, "--subject", "a.*"},
         {"trace", "--subject", "a"},
-        {"trace", "--sink", "nats://127.0.0.1:4222", "--subject", "a", "--stream", "a.b"}}) {
+        {"trace", "--sink", free, "--subject", "a", "--stream", "a.b"}}) {
     std::string out, err;
     EXPECT_EQ(run_cli(args, out, err), 2) << args[2];
     EXPECT_NE(err.find("usage: perfbuf"), std::string::npos) << err;
   }
   std::string out, err;
-  run_cli({"trace", "--sink", "http://127.0.0.1:4222", "--subject", "a"}, out, err);
+  run_cli({"trace", "--sink", "http://127.0.0.1:" + port, "--subject", "a"}, out, err);
   EXPECT_NE(err.find("nats://HOST:PORT"), std::string::npos) << err;
 }
 

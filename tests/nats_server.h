@@ -101,18 +101,23 @@ class NatsServer {
     const std::string path = nats_server_path();
     std::vector<std::string> args{path, "-a", "127.0.0.1", "-p", std::to_string(port_)};
     if (jetstream_) args.insert(args.end(), {"-js", "-sd", store_ + "/js"});
+    // Everything the child needs, made before fork(): no allocation between
+    // fork() and exec() (another thread may hold the allocator's lock).
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    const std::string log_path = log();
+    const pid_t parent = getpid();
     pid_ = fork();
     if (pid_ < 0) throw std::runtime_error("fork");
     if (pid_ == 0) {
       // A test process that crashes or is killed (ctest's timeout) takes its
       // server with it.
       prctl(PR_SET_PDEATHSIG, SIGKILL);
-      const int log = open((store_ + "/server.log").c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-      dup2(log, STDOUT_FILENO);
-      dup2(log, STDERR_FILENO);
-      std::vector<char*> argv;
-      for (auto& a : args) argv.push_back(a.data());
-      argv.push_back(nullptr);
+      if (getppid() != parent) _exit(127);  // the test died before the line above
+      const int log_fd = open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+      dup2(log_fd, STDOUT_FILENO);
+      dup2(log_fd, STDERR_FILENO);
       execv(argv[0], argv.data());
       _exit(127);
     }
