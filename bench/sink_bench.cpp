@@ -2,6 +2,7 @@
 
 #include <perfbuf/reader.h>
 
+#include <sched.h>
 #include <sys/resource.h>
 #include <time.h>
 
@@ -83,6 +84,21 @@ void print_text(std::FILE* out, const Sample& s, std::size_t size) {
   std::fwrite(line, 1, static_cast<std::size_t>(n), out);
 }
 
+// Puts the calling thread's CPU affinity back as it was when made.
+class AffinityRestore {
+ public:
+  AffinityRestore() { saved_ = sched_getaffinity(0, sizeof set_, &set_) == 0; }
+  ~AffinityRestore() {
+    if (saved_) sched_setaffinity(0, sizeof set_, &set_);
+  }
+  AffinityRestore(const AffinityRestore&) = delete;
+  AffinityRestore& operator=(const AffinityRestore&) = delete;
+
+ private:
+  cpu_set_t set_{};
+  bool saved_ = false;
+};
+
 Run run_once(Mode mode, int producer_count, std::uint32_t size, const SinkBenchArgs& args) {
   BenchProgram program({.record_size = size, .batch = args.batch});
   std::unique_ptr<tools::NatsSink> sink;
@@ -117,8 +133,11 @@ Run run_once(Mode mode, int producer_count, std::uint32_t size, const SinkBenchA
   options.timestamps = true;  // both print or ship each record's time
   Reader reader(program.perf_map(), on_sample, {}, options);
 
-  // The reader (this thread) gets a core of its own while there is one to spare.
+  // The reader (this thread) gets a core of its own while there is one to
+  // spare, for this run only: the threads a later run starts from here (its
+  // sink's publisher, the client's) must not inherit the pin.
   const int ncpu = static_cast<int>(std::thread::hardware_concurrency());
+  AffinityRestore restore_affinity;
   if (producer_count < ncpu) pin_to_cpu(ncpu - 1);
   rusage before{};
   getrusage(RUSAGE_SELF, &before);
@@ -181,7 +200,6 @@ double median_rate(std::vector<Run> runs) {
 int run_sink_bench(const SinkBenchArgs& args) {
   constexpr double kTargetRate = 500000;   // records/s into JetStream, packed
   constexpr double kTargetRatio = 0.5;     // of the rate printed to /dev/null
-  bool all_met = true;
   if (!args.json)
     std::printf("perfbuf bench --sink %s: subject %s, stream %s (file storage), %g s x %d "
                 "rounds, frames of up to %zu bytes\n",
@@ -257,7 +275,6 @@ int run_sink_bench(const SinkBenchArgs& args) {
       const bool rate_met = rates[1] >= kTargetRate;
       const double ratio = rates[0] > 0 ? rates[1] / rates[0] : 0;
       const bool ratio_met = ratio >= kTargetRatio;
-      all_met = all_met && rate_met && ratio_met && accounted;
       if (args.json)
         tools::print_json_line({{"type", "sink_targets"},
                                 {"producers", producers},
@@ -276,7 +293,7 @@ int run_sink_bench(const SinkBenchArgs& args) {
                     ratio_met ? "met" : "missed", ratio, accounted ? "met" : "MISSED");
     }
   std::fflush(stdout);
-  (void)all_met;  // figures, not a verdict: the exit code says only whether the bench ran
+  // Figures, not a verdict: the exit code says only whether the bench ran.
   return 0;
 }
 
