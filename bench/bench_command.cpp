@@ -155,10 +155,7 @@ void add_options(CLI::App& app, BenchArgs& out) {
              "instead: the same records printed to /dev/null, shipped to\n"
              "JetStream at nats://HOST:PORT packed, and one per message",
              "takes nats://HOST:PORT",
-             [](const std::string& v) -> std::optional<std::string> {
-               if (!tools::parse_sink_url(v).error.empty()) return std::nullopt;
-               return v;
-             },
+             tools::nats_url_option,
              [&out](std::string v) { out.sink = std::move(v); });
   app.add_option("--stream", out.stream, "with --sink: the stream (default PERFBUF_BENCH, subject\n"
                                          "perfbuf.bench.NAME, created with file storage, at most\n"

@@ -331,10 +331,7 @@ void add_options(CLI::App& app, CatArgs& args) {
                  "read the records of a JetStream stream that --sink filled,\n"
                  "at nats://HOST:PORT, subject --subject (instead of a map)",
                  "takes nats://HOST:PORT[,nats://HOST:PORT...]",
-                 [](const std::string& v) -> std::optional<std::string> {
-                   if (!parse_sink_url(v).error.empty()) return std::nullopt;
-                   return v;
-                 },
+                 nats_url_option,
                  [&args](std::string v) { args.source = std::move(v); });
   source->excludes(id)->excludes(pinned)->excludes(name);
   app.callback([&args] {
@@ -567,7 +564,9 @@ int run(const CatArgs& args, const sigset_t& stop_signals) {
     if (sink) text += sink_summary_text(args.sink, *sink, sink_counts, total.lost);
     std::fputs(text.c_str(), stderr);
   }
-  if (sink && sink_counts.dropped)
+  // (The text summary has the drops already; with --format json, stderr
+  // still says it.)
+  if (sink && sink_counts.dropped && args.format == Format::json)
     std::fprintf(stderr, "perfbuf cat: the sink dropped %llu of %llu records (last error: %s)\n",
                  static_cast<unsigned long long>(sink_counts.dropped),
                  static_cast<unsigned long long>(sink_counts.received),

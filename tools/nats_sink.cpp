@@ -9,6 +9,8 @@
 #include <cstdlib>
 #include <random>
 
+#include "nats_client.h"
+
 namespace perfbuf::tools {
 
 namespace {
@@ -21,13 +23,6 @@ constexpr std::size_t kMinFrameBytes = 64;
 // The pause before a negatively acknowledged message is sent again, times
 // its attempt (at most ack_wait).
 constexpr std::chrono::milliseconds kResendPause{250};
-
-// The client's last error in this thread, in words.
-std::string last_nats_error(natsStatus s) {
-  natsStatus ignored;
-  const char* text = nats_GetLastError(&ignored);
-  return text && *text ? text : natsStatus_GetText(s);
-}
 
 std::uint64_t random_run_id() {
   std::random_device device;
@@ -77,6 +72,11 @@ SinkUrl parse_sink_url(std::string_view text) {
   }
   if (!out.error.empty()) out.servers.clear();
   return out;
+}
+
+std::optional<std::string> nats_url_option(const std::string& text) {
+  if (!parse_sink_url(text).error.empty()) return std::nullopt;
+  return text;
 }
 
 struct NatsSink::State {
@@ -296,26 +296,8 @@ NatsSink::NatsSink(NatsSinkOptions options)
 
   // Which streams capture the subject: a publish nobody stores would only be
   // found out through its acks, record by record.
-  auto streams_for_subject = [&]() {
-    jsOptions filter;
-    jsOptions_Init(&filter);
-    filter.Wait = jo.Wait;
-    filter.Stream.Info.SubjectsFilter = options_.subject.c_str();
-    jsStreamNamesList* list = nullptr;
-    jsErrCode code = static_cast<jsErrCode>(0);
-    const natsStatus s = js_StreamNames(&list, n.js, &filter, &code);
-    std::vector<std::string> names;
-    if (s == NATS_NO_RESPONDERS)
-      throw SinkError("the server at " + options_.url +
-                      " does not answer JetStream requests: start it with -js (JetStream on)");
-    if (s != NATS_OK && s != NATS_NOT_FOUND)
-      throw SinkError("listing JetStream streams: " + last_nats_error(s));
-    if (list)
-      for (int i = 0; i < list->Count; ++i) names.emplace_back(list->List[i]);
-    jsStreamNamesList_Destroy(list);
-    return names;
-  };
-  const std::vector<std::string> capturing = streams_for_subject();
+  const std::vector<std::string> capturing =
+      streams_capturing(n.js, options_.subject, jo.Wait, options_.url);
   if (!options_.stream.empty()) {
     if (std::find(capturing.begin(), capturing.end(), options_.stream) == capturing.end()) {
       jsStreamInfo* info = nullptr;

@@ -50,6 +50,8 @@ struct SinkUrl {
   std::string error;
 };
 SinkUrl parse_sink_url(std::string_view text);
+// The check of a URL option (--sink, --source): the text if it is one.
+std::optional<std::string> nats_url_option(const std::string& text);
 
 struct NatsSinkOptions {
   std::string url;      // nats://HOST:PORT, or several comma-separated (a cluster)

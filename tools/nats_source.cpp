@@ -14,17 +14,12 @@
 #include "btf_decoder.h"
 #include "frame.h"
 #include "json_lines.h"
+#include "nats_client.h"
 #include "nats_sink.h"
 
 namespace perfbuf::tools {
 
 namespace {
-
-std::string last_nats_error(natsStatus s) {
-  natsStatus ignored;
-  const char* text = nats_GetLastError(&ignored);
-  return text && *text ? text : natsStatus_GetText(s);
-}
 
 // The client objects, destroyed in order.
 struct Client {
@@ -73,19 +68,8 @@ int read_nats_source(const NatsSourceOptions& o, volatile sig_atomic_t& stop) {
 
   std::string stream = o.stream;
   if (stream.empty()) {
-    jsOptions filter;
-    jsOptions_Init(&filter);
-    filter.Stream.Info.SubjectsFilter = o.subject.c_str();
-    jsStreamNamesList* list = nullptr;
-    const natsStatus s = js_StreamNames(&list, c.js, &filter, nullptr);
-    if (s == NATS_NO_RESPONDERS)
-      throw SinkError("the server at " + o.url + " does not answer JetStream requests (no -js?)");
-    if (s != NATS_OK && s != NATS_NOT_FOUND) {
-      jsStreamNamesList_Destroy(list);
-      throw SinkError("listing JetStream streams: " + last_nats_error(s));
-    }
-    if (list && list->Count > 0) stream = list->List[0];
-    jsStreamNamesList_Destroy(list);
+    const std::vector<std::string> capturing = streams_capturing(c.js, o.subject, 5000, o.url);
+    if (!capturing.empty()) stream = capturing.front();
     if (stream.empty()) throw SinkError("no JetStream stream captures subject " + o.subject);
   }
   jsStreamInfo* info = nullptr;
@@ -130,20 +114,20 @@ int read_nats_source(const NatsSourceOptions& o, volatile sig_atomic_t& stop) {
       o.duration_s > 0 ? start + std::chrono::duration_cast<clock::duration>(
                                      std::chrono::duration<double>(o.duration_s))
                        : clock::time_point::max();
-  // Without --follow a stream that stops delivering before its last message
-  // is an error, not a wait without end.
+  // A stream that stops delivering before its last message is an error, not
+  // a wait without end.
   constexpr auto kStalled = std::chrono::seconds(10);
   clock::time_point last_message = start;
   while (!stop && !(o.count && records >= o.count)) {
     // An empty stream (never written, or purged: no messages, a last
     // sequence number all the same) has nothing to wait for.
-    if (!o.follow && (messages_at_start == 0 || stream_seq >= last_at_start)) break;
+    if (messages_at_start == 0 || stream_seq >= last_at_start) break;
     const clock::time_point now = clock::now();
     if (now >= end) break;
     natsMsg* msg = nullptr;
     const natsStatus s = natsSubscription_NextMsg(&msg, c.subscription, 100);
     if (s == NATS_TIMEOUT) {
-      if (!o.follow && now - last_message > kStalled) {
+      if (now - last_message > kStalled) {
         std::fprintf(stderr, "perfbuf cat: stream %s delivered nothing for %lld s, at message %llu of %llu\n",
                      stream.c_str(), static_cast<long long>(kStalled.count()),
                      static_cast<unsigned long long>(stream_seq),
@@ -210,7 +194,6 @@ int read_nats_source(const NatsSourceOptions& o, volatile sig_atomic_t& stop) {
     for (std::size_t i = 0; i < r.frame.records.size(); ++i) {
       if (o.count && records >= o.count) break;
       ++records;
-      if (o.format == NatsSourceOptions::Format::none) continue;
       const FrameRecord& rec = r.frame.records[i];
       const std::uint64_t seq = h.first_seq + i;
       std::optional<Decoded> d;

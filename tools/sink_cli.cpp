@@ -37,10 +37,7 @@ void add_sink_options(CLI::App& app, SinkArgs& args) {
              "ship every record received to NATS JetStream at\n"
              "nats://HOST:PORT (several, comma-separated: a cluster)",
              "takes nats://HOST:PORT[,nats://HOST:PORT...]",
-             [](const std::string& v) -> std::optional<std::string> {
-               if (!parse_sink_url(v).error.empty()) return std::nullopt;
-               return v;
-             },
+             nats_url_option,
              [&args](std::string v) { args.url = std::move(v); });
   add_parsed(app, "--subject", "SUBJ", "the subject records are published to (with --sink)",
              "takes a subject to publish to: dot-separated tokens, no wildcards or spaces",
