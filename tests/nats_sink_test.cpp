@@ -261,5 +261,55 @@ TEST(NatsSink, FramesFitTheServersMaxPayload) {
   EXPECT_GE(c.published_messages, 3u);
 }
 
+// Runs f with a JetStream context on the server.
+template <class F>
+void with_js(const NatsServer& server, F f) {
+  natsConnection* nc = nullptr;
+  jsCtx* js = nullptr;
+  ASSERT_EQ(natsConnection_ConnectTo(&nc, server.url().c_str()), NATS_OK);
+  ASSERT_EQ(natsConnection_JetStream(&js, nc, nullptr), NATS_OK);
+  f(js);
+  jsCtx_Destroy(js);
+  natsConnection_Destroy(nc);
+}
+
+// The stream gone after the start: every publish is answered at once with
+// "no responders". Its resends wait 250 ms x attempt, so the 3 sends take
+// some 750 ms, not milliseconds; then the records count as dropped.
+TEST(NatsSink, NegativeAcksAreResentAfterAPause) {
+  REQUIRE_NATS_SERVER();
+  NatsServer server;
+  NatsSinkOptions o = options_for(server, "NACK");
+  o.ack_wait = std::chrono::milliseconds(2000);
+  o.finish_wait = std::chrono::milliseconds(8000);
+  NatsSink sink(o);
+  with_js(server, [](jsCtx* js) { ASSERT_EQ(js_DeleteStream(js, "NACK", nullptr, nullptr), NATS_OK); });
+  for (std::uint64_t i = 0; i < 10; ++i) sink.add(i, 0, payload(i));
+  const auto started = std::chrono::steady_clock::now();
+  const SinkCounts c = sink.finish();
+  const auto elapsed = std::chrono::steady_clock::now() - started;
+  EXPECT_EQ(c.acknowledged, 0u);
+  EXPECT_EQ(c.dropped_ack, 10u) << c.last_error;
+  EXPECT_GE(c.resent_messages, 2u);
+  EXPECT_GE(elapsed, std::chrono::milliseconds(700));
+  EXPECT_LT(elapsed, o.finish_wait);
+}
+
+// A stream the sink creates detects duplicates over every send of a message.
+TEST(NatsSink, CreatedStreamsDuplicateWindowCoversEverySend) {
+  REQUIRE_NATS_SERVER();
+  NatsServer server;
+  NatsSinkOptions o = options_for(server, "DUPWINDOW");
+  o.ack_wait = std::chrono::milliseconds(60000);
+  NatsSink sink(o);
+  sink.finish();
+  with_js(server, [&](jsCtx* js) {
+    jsStreamInfo* info = nullptr;
+    ASSERT_EQ(js_GetStreamInfo(&info, js, "DUPWINDOW", nullptr, nullptr), NATS_OK);
+    EXPECT_GE(info->Config->Duplicates, std::int64_t{3} * 60 * 1000000000);
+    jsStreamInfo_Destroy(info);
+  });
+}
+
 }  // namespace
 }  // namespace perfbuf
