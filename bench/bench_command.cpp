@@ -25,6 +25,8 @@
 #include "json_lines.h"
 #include "bench_program.h"
 #include "consumers.h"
+#include "nats_sink.h"
+#include "sink_bench.h"
 
 namespace perfbuf::bench {
 
@@ -47,6 +49,9 @@ struct BenchArgs {
   std::vector<std::string> consumers = consumer_names();
   bool json = false;
   std::string plot;
+  std::string sink;  // nats://...: the sink comparison instead of the readers'
+  std::string stream = "PERFBUF_BENCH";
+  std::size_t frame_bytes = 64 * 1024;
 };
 
 std::vector<std::string> split(std::string_view text) {
@@ -146,6 +151,20 @@ void add_options(CLI::App& app, BenchArgs& out) {
              [](const std::string& v) { return v.empty() ? std::nullopt : std::optional(v); },
              [&out](std::string v) { out.plot = std::move(v); });
   app.add_flag("--json", out.json, "one JSON object per consumer and configuration");
+  add_parsed(app, "--sink", "URL",
+             "instead: the same records printed to /dev/null, shipped to\n"
+             "JetStream at nats://HOST:PORT packed, and one per message",
+             "takes nats://HOST:PORT",
+             tools::nats_url_option,
+             [&out](std::string v) { out.sink = std::move(v); });
+  app.add_option("--stream", out.stream, "with --sink: the stream (default PERFBUF_BENCH, subject\n"
+                                         "perfbuf.bench.NAME, created with file storage, at most\n"
+                                         "1 GiB; emptied before each run)")
+      ->type_name("NAME");
+  add_parsed(app, "--frame-bytes", "N", "with --sink: bytes per packed message (default 65536)",
+             "takes a number of bytes from 64 to 1048576",
+             tools::number_in<std::size_t>(64, std::size_t{1} << 20),
+             [&out](std::size_t v) { out.frame_bytes = v; });
   // Checked once every option is in. A record (with its 8-byte header and
   // 4-byte size) must fit in a perf ring, or the kernel can never write it
   // and every one would count as lost.
@@ -663,10 +682,25 @@ int run(const BenchArgs& args) {
 
 int bench(const BenchArgs& args) {
   try {
+    if (!args.sink.empty())
+      return run_sink_bench({.url = args.sink,
+                             .stream = args.stream,
+                             .producers = args.producers,
+                             .sizes = args.sizes,
+                             .batch = args.batch,
+                             .duration_s = args.duration_s,
+                             .rounds = args.rounds,
+                             .pages = args.pages,
+                             .frame_bytes = args.frame_bytes,
+                             .json = args.json});
     return run(args);
   } catch (const Error& e) {
     std::fflush(stdout);
     std::fprintf(stderr, "\nperfbuf bench: %s\n", e.what());
+    return 1;
+  } catch (const tools::SinkError& e) {
+    std::fflush(stdout);
+    std::fprintf(stderr, "perfbuf bench: %s\n", e.what());
     return 1;
   }
 }

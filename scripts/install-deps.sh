@@ -12,6 +12,7 @@ packages=(
   libcli11-dev                      # the tool's command line (CLI11)
   nlohmann-json3-dev                # the tool's JSON output, and the tests that parse it
   libfmt-dev                        # the tool's text output ({fmt})
+  libnats-dev nats-server           # --sink nats://: the NATS C client; the JetStream server its tests start
   libclang-rt-14-dev                # sanitizer and libFuzzer runtimes for clang
   gnuplot-nox                       # perfbuf bench --plot
   dpkg-dev file                     # cpack -G DEB: the package's library dependencies (dpkg-shlibdeps)

@@ -13,8 +13,9 @@ cmake -S . -B build-asan -DPERFBUF_ASAN=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo >/d
 cmake --build build-asan -j"$jobs"
 ctest --test-dir build-asan --output-on-failure -j2
 
-# Tests with threads: a producer thread against the reader, the benchmark, and
-# wake() from another thread (C++ and C API).
+# Tests with threads: a producer thread against the reader, the benchmark,
+# wake() from another thread (C++ and C API), and the NATS sink's reader,
+# publisher and client threads.
 cmake -S . -B build-tsan -DPERFBUF_TSAN=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build build-tsan -j"$jobs"
-ctest --test-dir build-tsan --output-on-failure -j2 -R 'Overload|BenchCli|Wake\.|CApi'
+ctest --test-dir build-tsan --output-on-failure -j2 -R 'Overload|BenchCli|Wake\.|CApi|NatsSink|NatsCli'

@@ -22,6 +22,7 @@
 #include "cat_record_values.h"
 #include "cat_records.skel.h"
 #include "cli_runner.h"
+#include "nats_server.h"
 
 namespace perfbuf {
 namespace {
@@ -166,6 +167,43 @@ TEST(CatCli, PinnedPerfArrayPrintsExactlyTheRecordsSent) {
   for (const auto& ring : r.summary["per_ring"]) per_ring += ring["records"].get<long long>();
   EXPECT_EQ(per_ring, 3) << r.summary;
   EXPECT_EQ(r.err.find("warning"), std::string::npos) << r.err;  // nobody held the slots
+}
+
+// --sink ships the records instead of printing them; --source reads them
+// back, decoded with the program's BTF.
+TEST(CatCli, SinkShipsTheRecordsAndSourceReadsThemBackDecoded) {
+  REQUIRE_BPF();
+  REQUIRE_NATS_SERVER();
+  CatProgram p;
+  testing::NatsServer server;
+  const CatRun r = cat_records(p, true, 3,
+                               {"--pinned", p.ring_path(), "--format", "json", "--count", "3",
+                                "--duration", "10", "--sink", server.url(), "--subject",
+                                "perfbuf.cat", "--stream", "CAT"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(r.records.empty()) << r.out;  // shipped, not printed
+  EXPECT_EQ(r.start["stream"], "CAT") << r.start;
+  const nlohmann::json& sink = r.summary["sink"];
+  EXPECT_EQ(sink["received"], 3) << r.summary;
+  EXPECT_EQ(sink["acknowledged"], 3) << r.summary;
+  EXPECT_EQ(sink["dropped"], 0) << r.summary;
+
+  std::string out, err;
+  ASSERT_EQ(run_cli({"cat", "--source", server.url(), "--subject", "perfbuf.cat", "--btf",
+                     PERFBUF_CAT_BPF_OBJ, "--type", "cat_record", "--format", "json", "--duration",
+                     "30"},
+                    out, err),
+            0)
+      << err;
+  std::vector<nlohmann::json> records;
+  for (nlohmann::json& line : json_lines(out))
+    if (line.value("type", "") == "record") records.push_back(line);
+  ASSERT_EQ(records.size(), 3u) << out;
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(records[i]["value"], known_cat_json(i + 1)) << records[i].dump();
+    EXPECT_EQ(records[i]["seq"], i) << records[i].dump();
+    EXPECT_EQ(records[i]["cpu"], -1) << records[i].dump();
+  }
 }
 
 TEST(CatCli, PinnedRingBufferPrintsExactlyTheRecordsSent) {

@@ -24,6 +24,8 @@
 
 #include "btf_decoder.h"
 #include "json_lines.h"
+#include "nats_source.h"
+#include "sink_cli.h"
 
 namespace perfbuf::tools {
 
@@ -43,8 +45,13 @@ constexpr const char* kDescription =
     "\n"
     "The type's BTF: --btf FILE (a BPF ELF object or raw BTF), else the BTF of the map,\n"
     "else that of the programs that use the map, whichever has --type.\n"
+    "\n"
+    "--sink nats://HOST:PORT ships the records to NATS JetStream instead of printing\n"
+    "them; --source nats://HOST:PORT --subject SUBJ reads such a stream back, and\n"
+    "reports gaps in each sender's record sequence numbers.\n"
     "Needs root (CAP_SYS_ADMIN to open a map by id). Exit: 0 done, 1 failure (no such\n"
-    "map, wrong map type, type not found, BTF unreadable, no permission), 2 bad usage.\n";
+    "map, wrong map type, type not found, BTF unreadable, no permission, a server\n"
+    "that cannot be reached, corrupt frames read back), 2 bad usage.\n";
 
 volatile sig_atomic_t g_stop = 0;
 void on_signal(int) { g_stop = 1; }
@@ -62,6 +69,8 @@ struct CatArgs {
   double duration_s = 0;    // 0: until a signal
   bool ordered = false;
   std::size_t pages = 0;
+  std::string source;  // nats://...: read a stream back instead of a map
+  SinkArgs sink;
 };
 
 // A failure that ends the command with exit 1 and this message.
@@ -316,7 +325,30 @@ void add_options(CLI::App& app, CatArgs& args) {
              [&args](std::size_t p) { args.pages = p; });
   app.add_flag("--ordered", args.ordered,
                "records of all CPUs in time order (perf event arrays)");
+  add_sink_options(app, args.sink);
+  CLI::Option* source =
+      add_parsed(app, "--source", "URL",
+                 "read the records of a JetStream stream that --sink filled,\n"
+                 "at nats://HOST:PORT, subject --subject (instead of a map)",
+                 "takes nats://HOST:PORT[,nats://HOST:PORT...]",
+                 nats_url_option,
+                 [&args](std::string v) { args.source = std::move(v); });
+  source->excludes(id)->excludes(pinned)->excludes(name);
   app.callback([&args] {
+    if (!args.source.empty()) {
+      if (args.sink.enabled())
+        throw CLI::ValidationError("--source", "reads a stream back: it cannot ship with --sink");
+      if (args.sink.subject.empty())
+        throw CLI::ValidationError("--source", "needs --subject SUBJ: the subject to read");
+      if (args.ordered || args.pages)
+        throw CLI::ValidationError(args.ordered ? "--ordered" : "--pages", "is for maps, not --source");
+      if (!args.type_name.empty() && args.btf_path.empty())
+        throw CLI::ValidationError("--type", "with --source needs --btf FILE: there is no map to take BTF from");
+      if (!args.btf_path.empty() && args.type_name.empty())
+        throw CLI::ValidationError("--btf", "needs --type NAME: the type to decode records as");
+      return;
+    }
+    check_sink_args(args.sink);
     if (!args.map_id && args.pinned.empty() && args.map_name.empty())
       throw CLI::RequiredError("which map? give --map-id N, --pinned PATH or --map NAME");
     if (!args.btf_path.empty() && args.type_name.empty())
@@ -329,8 +361,31 @@ struct Counts {
   std::uint64_t lost = 0;
 };
 
+// perfbuf cat --source: the records of a stream, read back.
+int read_source(const CatArgs& args, const sigset_t& stop_signals) {
+  NatsSourceOptions o;
+  o.url = args.source;
+  o.subject = args.sink.subject;
+  o.stream = args.sink.stream;
+  o.format = args.format == Format::json  ? NatsSourceOptions::Format::json
+             : args.format == Format::hex ? NatsSourceOptions::Format::hex
+                                          : NatsSourceOptions::Format::text;
+  o.count = args.count;
+  o.duration_s = args.duration_s;
+  std::optional<TypeSource> type;
+  std::optional<BtfDecoder> decoder;
+  if (!args.type_name.empty()) {
+    type = find_type(args, bpf_map_info{});  // from --btf: no map here
+    decoder.emplace(type->btf.get(), type->type_id);
+    o.decoder = &*decoder;
+  }
+  sigprocmask(SIG_UNBLOCK, &stop_signals, nullptr);
+  return read_nats_source(o, g_stop);
+}
+
 int run(const CatArgs& args, const sigset_t& stop_signals) {
   using clock = std::chrono::steady_clock;
+  if (!args.source.empty()) return read_source(args, stop_signals);
   OpenMap map = args.map_id          ? open_by_id(*args.map_id)
                 : !args.pinned.empty() ? open_pinned(args.pinned)
                                        : open_by_name(args.map_name);
@@ -369,6 +424,8 @@ int run(const CatArgs& args, const sigset_t& stop_signals) {
                  cpus.c_str(), map.info.id);
   }
 
+  std::unique_ptr<NatsSink> sink;
+  if (args.sink.enabled()) sink = std::make_unique<NatsSink>(args.sink.options());
   Counts counts;
   bool final_drain = false;
   auto on_sample = [&](const Sample& s) {
@@ -377,6 +434,10 @@ int run(const CatArgs& args, const sigset_t& stop_signals) {
     ++counts.received;
     const std::span<const std::uint8_t> bytes(reinterpret_cast<const std::uint8_t*>(s.data.data()),
                                               s.data.size());
+    if (sink) {  // shipped, not printed
+      sink->add(s.time_ns, s.cpu, bytes);
+      return args.count && counts.received >= args.count ? Action::stop : Action::next;
+    }
     std::optional<Decoded> d;
     if (decoder && args.format != Format::hex) {
       d = decoder->decode(bytes);
@@ -412,7 +473,7 @@ int run(const CatArgs& args, const sigset_t& stop_signals) {
   Options options;
   options.pages_per_cpu = args.pages;
   options.ordered = args.ordered;
-  options.timestamps = args.ordered;
+  options.timestamps = args.ordered || sink;  // a sink sends each record's time
   Reader reader(map.fd.get(), on_sample, on_lost, options);
 
   if (args.format == Format::json) {
@@ -425,6 +486,11 @@ int run(const CatArgs& args, const sigset_t& stop_signals) {
       start["type_name"] = args.type_name;
       start["type_size"] = decoder->type_size();
       start["btf"] = source->from;
+    }
+    if (sink) {
+      start["sink"] = args.sink.url;
+      start["subject"] = args.sink.subject;
+      start["stream"] = sink->stream();
     }
     print_json_line(start);
   } else {
@@ -446,8 +512,14 @@ int run(const CatArgs& args, const sigset_t& stop_signals) {
   while (!g_stop && !(args.count && counts.received >= args.count)) {
     const clock::time_point now = clock::now();
     if (now >= end) break;
+    if (sink) {
+      sink->set_kernel_lost(reader.total_stats().lost);
+      sink->flush_due(now);
+    }
+    const clock::time_point frame_due =
+        sink ? sink->next_deadline().value_or(clock::time_point::max()) : clock::time_point::max();
     const auto wait = std::chrono::ceil<std::chrono::milliseconds>(
-        std::min(end, now + std::chrono::milliseconds(100)) - now);
+        std::max(now, std::min({end, now + std::chrono::milliseconds(100), frame_due})) - now);
     const auto r = reader.poll(wait);
     if (!r && !r.interrupted()) {
       std::fprintf(stderr, "perfbuf cat: %s\n", r.error().what());
@@ -464,15 +536,22 @@ int run(const CatArgs& args, const sigset_t& stop_signals) {
     }
   const double seconds = std::chrono::duration<double>(clock::now() - start).count();
   const CpuStats total = reader.total_stats();
+  SinkCounts sink_counts;
+  if (sink) {
+    sink->set_kernel_lost(total.lost);
+    sink_counts = sink->finish();
+  }
   if (args.format == Format::json) {
     Json rings = Json::array();
     for (const CpuStats& s : reader.stats())
       rings.push_back({{"cpu", s.cpu}, {"records", s.records}, {"lost", s.lost}});
-    print_json_line({{"type", "summary"},
-                     {"received", counts.received},
-                     {"lost", total.lost},
-                     {"seconds", rounded(seconds, 3)},
-                     {"per_ring", std::move(rings)}});
+    Json summary = {{"type", "summary"},
+                    {"received", counts.received},
+                    {"lost", total.lost},
+                    {"seconds", rounded(seconds, 3)},
+                    {"per_ring", std::move(rings)}};
+    if (sink) summary["sink"] = sink_summary_json(args.sink, *sink, sink_counts, total.lost);
+    print_json_line(summary);
   } else {
     std::fflush(stdout);
     std::string text = fmt::format("perfbuf cat: received {} records in {:.2f} s, lost {}{}\n",
@@ -482,8 +561,16 @@ int run(const CatArgs& args, const sigset_t& stop_signals) {
     for (const CpuStats& s : reader.stats())
       text += s.cpu < 0 ? fmt::format("  ring buffer: {} records\n", s.records)
                         : fmt::format("  cpu {}: {} records, {} lost\n", s.cpu, s.records, s.lost);
+    if (sink) text += sink_summary_text(args.sink, *sink, sink_counts, total.lost);
     std::fputs(text.c_str(), stderr);
   }
+  // (The text summary has the drops already; with --format json, stderr
+  // still says it.)
+  if (sink && sink_counts.dropped && args.format == Format::json)
+    std::fprintf(stderr, "perfbuf cat: the sink dropped %llu of %llu records (last error: %s)\n",
+                 static_cast<unsigned long long>(sink_counts.dropped),
+                 static_cast<unsigned long long>(sink_counts.received),
+                 sink_counts.last_error.c_str());
   std::fflush(stdout);
   return status;
 }

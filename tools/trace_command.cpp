@@ -12,11 +12,13 @@
 #include <cinttypes>
 #include <cstdio>
 #include <cstring>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "cli.h"
 #include "json_lines.h"
+#include "sink_cli.h"
 #include "write_tracer.h"
 
 namespace perfbuf::tools {
@@ -42,6 +44,7 @@ struct TraceArgs {
   bool events = false;
   bool ordered = false;
   bool json = false;
+  SinkArgs sink;
 };
 
 // The options of `perfbuf trace`, parsed into args.
@@ -80,8 +83,10 @@ void add_options(CLI::App& app, TraceArgs& args) {
   app.add_flag("--events", args.events, "print every event: time, cpu, pid, tid");
   app.add_flag("--ordered", args.ordered, "events of all CPUs in time order (perf transport)");
   app.add_flag("--json", args.json, "one JSON object per line instead of text");
+  add_sink_options(app, args.sink);
   // Checked once every option is in.
   app.callback([&args] {
+    check_sink_args(args.sink);
     if (args.ordered && args.transport == Transport::ringbuf)
       throw CLI::ValidationError("--ordered",
                                  "is for --transport perf: a ring buffer is one ring, already in "
@@ -115,7 +120,7 @@ void add_ring_telemetry(Json& object, const CpuStats& s) {
 }
 
 void print_summary(const TraceArgs& args, AttachMode mode, const Reader& reader, const Counts& c,
-                   double seconds) {
+                   double seconds, const NatsSink* sink, const SinkCounts& sink_counts) {
   const CpuStats total = reader.total_stats();
   const double rate = seconds > 0 ? c.received / seconds : 0;
   if (args.json) {
@@ -142,6 +147,7 @@ void print_summary(const TraceArgs& args, AttachMode mode, const Reader& reader,
                     {"wakeups", total.wakeups}};
     add_ring_telemetry(summary, total);
     summary["per_cpu"] = std::move(per_cpu);
+    if (sink) summary["sink"] = sink_summary_json(args.sink, *sink, sink_counts, all_lost(total));
     print_json_line(summary);
   } else {
     std::printf("summary: received %" PRIu64 " events in %.2f s (%.0f events/s), lost %" PRIu64
@@ -152,7 +158,14 @@ void print_summary(const TraceArgs& args, AttachMode mode, const Reader& reader,
     for (const CpuStats& s : reader.stats())
       std::printf("  cpu %d: %" PRIu64 " records, %" PRIu64 " lost, %" PRIu64 " wakeups\n",
                   s.cpu, s.records, all_lost(s), s.wakeups);
+    if (sink)
+      std::fputs(sink_summary_text(args.sink, *sink, sink_counts, all_lost(total)).c_str(), stdout);
   }
+  if (sink && sink_counts.dropped)
+    std::fprintf(stderr,
+                 "perfbuf trace: the sink dropped %" PRIu64 " of %" PRIu64
+                 " records (not acknowledged by the server; last error: %s)\n",
+                 sink_counts.dropped, sink_counts.received, sink_counts.last_error.c_str());
   if (c.cookie_errors)
     std::fprintf(stderr, "perfbuf trace: %" PRIu64 " records had a wrong cookie\n",
                  c.cookie_errors);
@@ -176,11 +189,19 @@ int run(const TraceArgs& args, const sigset_t& stop_signals) {
                       .ignore_tgid = static_cast<std::uint32_t>(getpid()),
                       .transport = args.transport,
                       .ringbuf_bytes = static_cast<std::uint32_t>(ringbuf_bytes)});
+  // Connected and the stream there before the program is attached: a server
+  // that is not there fails the command before it starts.
+  std::unique_ptr<NatsSink> sink;
+  if (args.sink.enabled()) sink = std::make_unique<NatsSink>(args.sink.options());
   Counts counts;
   bool final_drain = false;
   auto on_sample = [&](const Sample& s) {
     const std::optional<write_event> checked = checked_write_event(s);
     if (checked) ++counts.received; else ++counts.cookie_errors;
+    // Every record received is shipped, also those after Ctrl-C.
+    if (checked && sink)
+      sink->add(args.transport == Transport::perf ? s.time_ns : checked->time_ns, s.cpu,
+                {reinterpret_cast<const std::uint8_t*>(s.data.data()), sizeof(write_event)});
     // After Ctrl-C no more event lines: stop this drain at once; the final one
     // after detaching only counts what is left, so the summary is complete.
     if (g_stop) return final_drain ? Action::next : Action::stop;
@@ -202,7 +223,7 @@ int run(const TraceArgs& args, const sigset_t& stop_signals) {
                 [&] {
                   Options o;
                   o.pages_per_cpu = args.pages;
-                  o.timestamps = args.events;
+                  o.timestamps = args.events || sink;  // a sink sends each record's time
                   o.ordered = args.ordered;
                   return o;
                 }());
@@ -211,19 +232,28 @@ int run(const TraceArgs& args, const sigset_t& stop_signals) {
   const AttachMode mode = tracer.attach(args.attach, notes);
 
   if (args.json) {
-    print_json_line({{"type", "start"},
-                     {"attach", to_string(mode)},
-                     {"transport", to_string(args.transport)},
-                     {"cpus", online_cpus().size()},
-                     {"rings", reader.ring_count()},
-                     {"pages", args.transport == Transport::perf ? reader.options().pages_per_cpu
-                                                                 : ringbuf_bytes / sys_page_size()}});
+    Json start = {{"type", "start"},
+                  {"attach", to_string(mode)},
+                  {"transport", to_string(args.transport)},
+                  {"cpus", online_cpus().size()},
+                  {"rings", reader.ring_count()},
+                  {"pages", args.transport == Transport::perf ? reader.options().pages_per_cpu
+                                                              : ringbuf_bytes / sys_page_size()}};
+    if (sink) {
+      start["sink"] = args.sink.url;
+      start["subject"] = args.sink.subject;
+      start["stream"] = sink->stream();
+    }
+    print_json_line(start);
   } else {
     for (const std::string& n : notes) std::printf("skipped %s\n", n.c_str());
     std::printf("tracing write(2) via %s on %zu CPUs%s%s; Ctrl-C to stop\n", to_string(mode),
                 online_cpus().size(),
                 args.transport == Transport::ringbuf ? " through a ring buffer" : "",
                 args.pid ? (" for pid " + std::to_string(args.pid)).c_str() : "");
+    if (sink)
+      std::printf("shipping records to %s, subject %s, stream %s\n", args.sink.url.c_str(),
+                  args.sink.subject.c_str(), std::string(sink->stream()).c_str());
   }
   std::fflush(stdout);
   sigprocmask(SIG_UNBLOCK, &stop_signals, nullptr);  // a Ctrl-C during start-up lands here
@@ -238,6 +268,10 @@ int run(const TraceArgs& args, const sigset_t& stop_signals) {
   int status = 0;
   while (!g_stop) {
     const clock::time_point now = clock::now();
+    if (sink) {
+      sink->set_kernel_lost(all_lost(reader.total_stats()));
+      sink->flush_due(now);
+    }
     if (now >= next_tick) {
       const std::uint64_t n = counts.received - at_last_tick;
       const CpuStats total = reader.total_stats();
@@ -251,6 +285,12 @@ int run(const TraceArgs& args, const sigset_t& stop_signals) {
                          {"lost", lost},
                          {"cookie_errors", counts.cookie_errors}};
         add_ring_telemetry(interval, total);  // so far, as received and lost
+        if (sink) {
+          const SinkCounts c = sink->counts();
+          interval["sink"] = {{"published", c.published_records},
+                              {"acknowledged", c.acknowledged},
+                              {"dropped", c.dropped}};
+        }
         print_json_line(interval);
       } else if (lost == 0 && counts.cookie_errors == 0)
         std::printf("recv %" PRIu64 " events/s\n", n);
@@ -263,8 +303,10 @@ int run(const TraceArgs& args, const sigset_t& stop_signals) {
       continue;
     }
     if (now >= end) break;
+    const clock::time_point frame_due =
+        sink ? sink->next_deadline().value_or(clock::time_point::max()) : clock::time_point::max();
     const auto wait = std::chrono::ceil<std::chrono::milliseconds>(
-        std::min({next_tick, end, now + kMaxWait}) - now);
+        std::max(now, std::min({next_tick, end, now + kMaxWait, frame_due})) - now);
     const auto r = reader.poll(wait);
     if (!r && !r.interrupted()) {
       std::fprintf(stderr, "perfbuf trace: %s\n", r.error().what());
@@ -280,7 +322,12 @@ int run(const TraceArgs& args, const sigset_t& stop_signals) {
     std::fprintf(stderr, "perfbuf trace: %s\n", r.error().what());
     status = 1;
   }
-  print_summary(args, mode, reader, counts, seconds);
+  SinkCounts sink_counts;
+  if (sink) {
+    sink->set_kernel_lost(all_lost(reader.total_stats()));
+    sink_counts = sink->finish();
+  }
+  print_summary(args, mode, reader, counts, seconds, sink.get(), sink_counts);
   std::fflush(stdout);
   return status;
 }
@@ -305,6 +352,10 @@ int trace(const TraceArgs& args) {
   try {
     return run(args, stop_signals);
   } catch (const Error& e) {
+    std::fflush(stdout);
+    std::fprintf(stderr, "perfbuf trace: %s\n", e.what());
+    return 1;
+  } catch (const SinkError& e) {
     std::fflush(stdout);
     std::fprintf(stderr, "perfbuf trace: %s\n", e.what());
     return 1;
