@@ -10,6 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -139,6 +140,33 @@ TEST(FlightKernel, EveryOnlineCpuByDefaultAndSlotsEmptiedWhenItGoes) {
   // Its events are out of the map: the program's outputs now fail.
   ASSERT_EQ(fire_on_cpu(tracer.raw_tracepoint_fd(), 0), 0);
   EXPECT_EQ(tracer.failures(), 1u);
+}
+
+// One registry of slot owners for readers and recorders: whoever goes
+// first leaves the newer one's ring in the map.
+TEST(FlightKernel, ANewerReaderOrRecorderKeepsItsSlotWhenTheOlderGoes) {
+  REQUIRE_BPF();
+  WriteTracer tracer({});
+  const int prog = tracer.raw_tracepoint_fd();
+  Options reader_options;
+  reader_options.cpus = {0};
+  FlightOptions flight_options;
+  flight_options.cpus = {0};
+
+  auto recorder = std::make_unique<FlightRecorder>(tracer.events_map(), flight_options);
+  int received = 0;
+  auto reader = std::make_unique<Reader>(
+      tracer.events_map(), [&](const Sample&) { ++received; }, LostHandler{}, reader_options);
+  recorder.reset();
+  ASSERT_EQ(fire_on_cpu(prog, 0), 0);
+  ASSERT_TRUE(reader->consume().ok());
+  EXPECT_EQ(received, 1) << "the recorder emptied the reader's slot";
+
+  recorder = std::make_unique<FlightRecorder>(tracer.events_map(), flight_options);
+  reader.reset();
+  ASSERT_EQ(fire_on_cpu(prog, 0), 0);
+  EXPECT_EQ(recorder->snapshot().records.size(), 1u) << "the reader emptied the recorder's slot";
+  EXPECT_EQ(tracer.failures(), 0u);
 }
 
 TEST(FlightKernel, BadSizesAndMapsSayWhatIsAccepted) {
