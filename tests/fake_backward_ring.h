@@ -73,7 +73,7 @@ class FakeBackwardRing {
 
  private:
   static void put(std::vector<std::byte>& rec, std::size_t& at, const void* src, std::size_t n) {
-    std::memcpy(rec.data() + at, src, n);
+    if (n) std::memcpy(rec.data() + at, src, n);  // an empty payload may have no data pointer
     at += n;
   }
 
