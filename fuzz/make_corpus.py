@@ -420,6 +420,8 @@ def backward_seeds():
         "bw_raw_too_large": bw_raw([header(SAMPLE, 0xfff8)], 64),
         "bw_raw_raw_size_too_large": bw_raw([header(SAMPLE, 16) + struct.pack("<I", 100) + b"\0" * 4],
                                             64),
+        # A record of another type (THROTTLE) is walked over, not handed out.
+        "bw_raw_other_type": bw_raw([header(5, 24) + b"\0" * 16, sample(b"\x05" * 8)], 64),
         "bw_raw_lost_too_short": bw_raw([header(LOST, 16) + b"\0" * 8], 64),
         "bw_raw_timed_short": bw_raw([header(SAMPLE, 16) + b"\0" * 8], 64, time=True),
         "bw_raw_head_offset": bw_raw([sample(b"\x04" * 8)] * 3, 64, head=2**64 - 24,

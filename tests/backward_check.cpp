@@ -182,6 +182,8 @@ std::string check_raw(Input in, BackwardCheckStats* stats) {
   FakeBackwardRing ring(size, options & 1, head);
   std::memcpy(ring.data().data(), in.rest().data(), size);
   std::vector<std::byte> copy(size);
+  if (copy_backward_ring(ring.control(), {}, {}) != head)  // nothing to copy: no access
+    return "copy_backward_ring of an empty area did not return the head";
   copy_backward_ring(ring.control(), ring.data(), copy);
   const std::size_t trusted = limit % (size + 1);
   const std::byte* const begin = copy.data();
