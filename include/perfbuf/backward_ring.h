@@ -21,6 +21,7 @@
 #include <linux/perf_event.h>
 #include <perfbuf/ring.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
