@@ -96,6 +96,7 @@ class FlightRecorder {
   // recorded. The recorder keeps its own duplicate of the fd.
   explicit FlightRecorder(int map_fd, FlightOptions options = {});
   explicit FlightRecorder(const bpf_map* map, FlightOptions options = {});
+  // A moved-from FlightRecorder may only be destroyed or assigned to.
   FlightRecorder(FlightRecorder&&) noexcept;
   FlightRecorder& operator=(FlightRecorder&&) noexcept;
   // Removes its events from the map (unless another reader took the slots
