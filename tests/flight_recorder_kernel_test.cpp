@@ -57,29 +57,38 @@ void expect_run(const FlightRecord& r, const std::vector<std::uint64_t>& stamps,
   EXPECT_LE(e.time_ns, stamps[run + 1]) << index;
 }
 
+// On CPU 0 and on another CPU (the highest online one), each alone in a
+// one-page recorder.
 TEST(FlightKernel, KeepsExactlyTheNewestRecordsOfAKnownSequenceInOrder) {
   REQUIRE_BPF();
+  REQUIRE_SECOND_CPU(other);
   WriteTracer tracer({});
-  FlightRecorder recorder(tracer.events_map(),
-                          {.bytes_per_cpu = static_cast<std::size_t>(getpagesize()), .cpus = {0}});
-  const std::size_t fit = recorder.ring_bytes() / kRecordBytes;  // 85 in a 4 KiB page
-  const int runs = static_cast<int>(fit) * 2 + 7;
-  std::vector<std::uint64_t> stamps;
-  fire(tracer.raw_tracepoint_fd(), 0, runs, stamps);
-  stamps.push_back(monotonic_ns());
+  for (int cpu : {0, *other}) {
+    SCOPED_TRACE("cpu " + std::to_string(cpu));
+    FlightRecorder recorder(tracer.events_map(),
+                            {.bytes_per_cpu = static_cast<std::size_t>(getpagesize()),
+                             .cpus = {cpu}});
+    const std::size_t fit = recorder.ring_bytes() / kRecordBytes;  // 85 in a 4 KiB page
+    const int runs = static_cast<int>(fit) * 2 + 7;
+    std::vector<std::uint64_t> stamps;
+    fire(tracer.raw_tracepoint_fd(), cpu, runs, stamps);
+    stamps.push_back(monotonic_ns());
 
-  const Snapshot snap = recorder.snapshot();
-  ASSERT_EQ(snap.records.size(), fit);
-  ASSERT_EQ(snap.cpus.size(), 1u);
-  EXPECT_EQ(snap.cpus[0].records, fit);
-  EXPECT_EQ(snap.cpus[0].dropped_partial, recorder.ring_bytes() % kRecordBytes != 0);
-  EXPECT_FALSE(snap.cpus[0].complete);
-  EXPECT_EQ(snap.cpus[0].corrupt, nullptr);
-  EXPECT_EQ(snap.lost, 0u);
-  for (std::size_t i = 0; i < fit; ++i) {
-    EXPECT_EQ(snap.records[i].cpu, 0);
-    expect_run(snap.records[i], stamps, runs - fit + i, i);  // the last `fit` runs, in order
+    const Snapshot snap = recorder.snapshot();
+    ASSERT_EQ(snap.records.size(), fit);
+    ASSERT_EQ(snap.cpus.size(), 1u);
+    EXPECT_EQ(snap.cpus[0].cpu, cpu);
+    EXPECT_EQ(snap.cpus[0].records, fit);
+    EXPECT_EQ(snap.cpus[0].dropped_partial, recorder.ring_bytes() % kRecordBytes != 0);
+    EXPECT_FALSE(snap.cpus[0].complete);
+    EXPECT_EQ(snap.cpus[0].corrupt, nullptr);
+    EXPECT_EQ(snap.lost, 0u);
+    for (std::size_t i = 0; i < fit; ++i) {
+      EXPECT_EQ(snap.records[i].cpu, cpu);
+      expect_run(snap.records[i], stamps, runs - fit + i, i);  // the last `fit` runs, in order
+    }
   }
+  EXPECT_EQ(tracer.failures(), 0u);
 }
 
 TEST(FlightKernel, OutputResumesAfterASnapshot) {
