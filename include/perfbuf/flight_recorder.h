@@ -15,7 +15,8 @@
 // records). snapshot() pauses one CPU's output (PERF_EVENT_IOC_PAUSE_OUTPUT)
 // only while it copies that CPU's ring, then parses the copy
 // (backward_ring.h). What the program sends to a paused ring is counted by
-// the kernel and reported in Snapshot::lost.
+// the kernel and reported in Snapshot::lost of a later snapshot (the kernel
+// writes its loss record with the ring's next output).
 //
 // Used from one thread at a time. Construction and snapshot() throw perfbuf::Error.
 #pragma once
