@@ -359,6 +359,76 @@ def ringbuf_raw_seeds():
     }
 
 
+# ---- Backward (flight recorder) ring ---------------------------------------
+# Layout in tests/backward_check.h.
+
+
+def bw_content(ops, ring=0, time=False, start=0):
+    """ring: the data area is 64 << ring bytes."""
+    return struct.pack("<BBBQ", 0, ring, int(time), start) + b"".join(ops)
+
+
+def bw_sample(payload, seed=0):
+    return struct.pack("<BHB", 0, payload, seed)
+
+
+def bw_lost(n):
+    return struct.pack("<BB", 1, n - 1)
+
+
+def bw_snap(in_flight=0):
+    return struct.pack("<BH", 2, in_flight)
+
+
+def bw_raw(records, ring_size, head=0, limit=None, time=False):
+    """records: bytes laid from offset 0 of a ring of ring_size bytes."""
+    data = b"".join(records).ljust(ring_size, b"\0")[:ring_size]
+    limit = ring_size if limit is None else limit
+    return struct.pack("<BQIB", 1, head, limit, int(time)) + data
+
+
+def backward_seeds():
+    return {
+        "bw_empty": bw_content([]),
+        "bw_one": bw_content([bw_sample(16)]),
+        # Never wrapped: the walk ends at bytes never written.
+        "bw_few_timed": bw_content([bw_sample(i * 5, i) for i in range(5)], ring=2, time=True),
+        # Wrapped many times: the oldest whole records dropped, a partly
+        # overwritten one at the end; snapshots between writes.
+        "bw_wrapped": bw_content([op for i in range(40) for op in
+                                  (bw_sample(8 + i * 3 % 50, i), bw_snap() if i % 7 == 0 else b"")],
+                                 ring=1, time=True),
+        # 32-byte records fill a 64-byte ring exactly.
+        "bw_exactly_full": bw_content([bw_sample(16, i) for i in range(5)] + [bw_snap()]),
+        # A record across the end of the area, head starting just above it.
+        "bw_across_end": bw_content([bw_sample(40, 1), bw_sample(12, 2), bw_snap()], ring=1,
+                                    start=16),
+        # Positions below 0 from a start near 0; and one far below 2^64.
+        "bw_crosses_zero": bw_content([bw_sample(8, i) for i in range(6)], start=8),
+        "bw_high_start": bw_content([bw_sample(20, i) for i in range(30)], ring=2,
+                                    start=2**63 + 64),
+        # Lost records among samples (outputs while a ring was paused).
+        "bw_lost": bw_content([bw_sample(8, 1), bw_lost(3), bw_sample(8, 2), bw_lost(1), bw_snap()],
+                              ring=1),
+        # Bytes written during the copy: the oldest records no longer trusted.
+        "bw_in_flight": bw_content([bw_sample(16, i) for i in range(12)] + [bw_snap(40), bw_snap(8)],
+                                   ring=1),
+        # Raw: one per reason the walk stops on corrupt bytes, and good records before them.
+        "bw_raw_good": bw_raw([sample(b"\x01" * 16), sample(b"\x02" * 20)], 64),
+        "bw_raw_small_size": bw_raw([sample(b"\x03" * 8), header(SAMPLE, 4)], 64),
+        "bw_raw_misaligned_size": bw_raw([header(SAMPLE, 12) + b"\0" * 8], 64),
+        "bw_raw_too_large": bw_raw([header(SAMPLE, 0xfff8)], 64),
+        "bw_raw_raw_size_too_large": bw_raw([header(SAMPLE, 16) + struct.pack("<I", 100) + b"\0" * 4],
+                                            64),
+        # A record of another type (THROTTLE) is walked over, not handed out.
+        "bw_raw_other_type": bw_raw([header(5, 24) + b"\0" * 16, sample(b"\x05" * 8)], 64),
+        "bw_raw_lost_too_short": bw_raw([header(LOST, 16) + b"\0" * 8], 64),
+        "bw_raw_timed_short": bw_raw([header(SAMPLE, 16) + b"\0" * 8], 64, time=True),
+        "bw_raw_head_offset": bw_raw([sample(b"\x04" * 8)] * 3, 64, head=2**64 - 24,
+                                     limit=40),
+    }
+
+
 def write_corpus(out, seeds):
     # Regenerated from scratch, so a renamed or dropped seed does not linger.
     shutil.rmtree(out, ignore_errors=True)
@@ -372,6 +442,7 @@ def main(root):
     write_corpus(os.path.join(root, "ring_parser"), {**content_seeds(), **raw_seeds()})
     write_corpus(os.path.join(root, "ringbuf_cursor"),
                  {**ringbuf_content_seeds(), **ringbuf_raw_seeds()})
+    write_corpus(os.path.join(root, "backward_ring"), backward_seeds())
 
 
 if __name__ == "__main__":

@@ -2,8 +2,9 @@
 # Branch coverage by the seed corpora alone: builds the fuzz targets with
 # clang's source-based coverage in build-cov/, replays each committed corpus
 # once through its target (fuzz/corpus/ring_parser through ring_parser_fuzz,
-# fuzz/corpus/ringbuf_cursor through ringbuf_cursor_fuzz), prints each branch
-# of the code under test (include/perfbuf/ring.h, include/perfbuf/ringbuf.h)
+# fuzz/corpus/ringbuf_cursor through ringbuf_cursor_fuzz, fuzz/corpus/backward_ring
+# through backward_ring_fuzz), prints each branch of the code under test
+# (include/perfbuf/ring.h, include/perfbuf/ringbuf.h, include/perfbuf/backward_ring.h)
 # with how often it went each way (summed over instantiations), and fails if
 # a way is never taken.
 set -euo pipefail
@@ -13,7 +14,7 @@ CC=clang CXX=clang++ cmake -S . -B build-cov -DPERFBUF_FUZZ=ON -DCMAKE_BUILD_TYP
 cmake --build build-cov -j"$(nproc)"
 cd build-cov
 status=0
-for pair in ring_parser:ring.h ringbuf_cursor:ringbuf.h; do
+for pair in ring_parser:ring.h ringbuf_cursor:ringbuf.h backward_ring:backward_ring.h; do
   name="${pair%%:*}" header="../include/perfbuf/${pair#*:}"
   rm -f "$name.profraw"
   LLVM_PROFILE_FILE="$name.profraw" "./fuzz/${name}_fuzz" -runs=0 "../fuzz/corpus/$name" \

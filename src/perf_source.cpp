@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "adaptive.h"
+#include "slot_owners.h"
 #include "sources.h"
 
 namespace perfbuf::detail {
@@ -48,50 +49,6 @@ perf_event_attr ring_attr(const Options& o, std::size_t ring_bytes) {
       break;
   }
   return attr;
-}
-
-// Which source of this process last stored its ring in a map slot. A slot
-// holds one event: when a newer reader takes a slot over (or replaces an older
-// reader by move-assignment), the older one must not empty it when it goes.
-// Where a source's rings go: the map, and who claimed its slots.
-struct Slot {
-  int map_fd;
-  std::uint32_t map_id;
-  const void* owner;
-};
-
-class SlotOwners {
- public:
-  void claim(std::uint32_t map_id, int cpu, const void* owner) {
-    std::lock_guard lock(mu_);
-    owners_[{map_id, cpu}] = owner;
-  }
-  // Stores event_fd in the slot if `slot.owner` still holds it; false if a
-  // newer reader took the slot over. Throws Error if the map update fails.
-  bool store_if_owner(const Slot& slot, int cpu, int event_fd) {
-    std::lock_guard lock(mu_);
-    const auto it = owners_.find({slot.map_id, cpu});
-    if (it == owners_.end() || it->second != slot.owner) return false;
-    sys::map_set(slot.map_fd, cpu, event_fd);
-    return true;
-  }
-  // True when `owner` still held the slot (it is then released).
-  bool release(std::uint32_t map_id, int cpu, const void* owner) {
-    std::lock_guard lock(mu_);
-    const auto it = owners_.find({map_id, cpu});
-    if (it == owners_.end() || it->second != owner) return false;
-    owners_.erase(it);
-    return true;
-  }
-
- private:
-  std::mutex mu_;
-  std::map<std::pair<std::uint32_t, int>, const void*> owners_;
-};
-
-SlotOwners& slot_owners() {
-  static SlotOwners owners;
-  return owners;
 }
 
 // One perf event and its mapped ring.
@@ -532,6 +489,11 @@ class PerfSource final : public Source {
 };
 
 }  // namespace
+
+SlotOwners& slot_owners() {
+  static SlotOwners owners;
+  return owners;
+}
 
 std::unique_ptr<Source> open_perf_source(sys::Fd map_fd, const sys::MapInfo& info,
                                          Handlers handlers, const Options& options, int index) {

@@ -125,8 +125,9 @@ Fd perf_event_open(perf_event_attr& attr, int cpu) {
   return Fd(fd);
 }
 
-Mapping map_ring(int perf_fd, std::size_t bytes, int cpu) {
-  void* addr = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, perf_fd, 0);
+Mapping map_ring(int perf_fd, std::size_t bytes, int cpu, bool writable) {
+  void* addr =
+      ::mmap(nullptr, bytes, writable ? PROT_READ | PROT_WRITE : PROT_READ, MAP_SHARED, perf_fd, 0);
   if (addr == MAP_FAILED) {
     const int err = errno;
     const std::string call =

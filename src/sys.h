@@ -76,8 +76,10 @@ std::vector<int> read_cpu_list(const char* path);
 
 // perf_event_open(attr, pid = -1, cpu, group = -1, FD_CLOEXEC).
 Fd perf_event_open(perf_event_attr& attr, int cpu);
-// MAP_SHARED, read-write mapping of a perf ring: control page + data pages.
-Mapping map_ring(int perf_fd, std::size_t bytes, int cpu);
+// MAP_SHARED mapping of a perf ring: control page + data pages. Read-write,
+// or read-only (writable = false), which makes the ring overwritable: the
+// kernel then ignores data_tail and overwrites the oldest records.
+Mapping map_ring(int perf_fd, std::size_t bytes, int cpu, bool writable = true);
 
 // The two mappings of a BPF ring buffer map of `data_bytes`: the consumer page
 // (read-write) and the producer page followed by the data area mapped twice

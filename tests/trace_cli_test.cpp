@@ -481,5 +481,82 @@ TEST(TraceCli, IgnoresItsOwnWrites) {
   EXPECT_EQ(own, 0) << "the tool traced itself";
 }
 
+TEST(TraceCli, FlightRecorderBadSizesNameTheFlagAndWhatItTakes) {
+  for (std::vector<std::string> args :
+       {std::vector<std::string>{"trace", "--flight-recorder", "3K"},
+        {"trace", "--flight-recorder", "64X"}, {"trace", "--flight-recorder", "0"},
+        {"trace", "--flight-recorder", "2G"}, {"trace", "--flight-recorder", "100"},
+        {"trace", "--flight-recorder"}}) {
+    std::string out, err;
+    EXPECT_EQ(run_cli(args, out, err), 2) << args.back();
+    EXPECT_NE(err.find("--flight-recorder"), std::string::npos) << err;
+    if (args.size() == 3)
+      EXPECT_NE(err.find("power of two of pages"), std::string::npos) << err;
+  }
+  const std::vector<std::pair<std::vector<std::string>, std::string>> conflicts = {
+      {{"--transport", "ringbuf"}, "--transport ringbuf"},
+      {{"--sink", "nats://127.0.0.1:1", "--subject", "s"}, "--sink"}};
+  for (const auto& [extra, named] : conflicts) {
+    std::vector<std::string> args = {"trace", "--flight-recorder", "64K"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    std::string out, err;
+    EXPECT_EQ(run_cli(args, out, err), 2) << named;
+    EXPECT_NE(err.find("--flight-recorder: cannot be combined with " + named), std::string::npos)
+        << err;
+  }
+}
+
+// A child pinned to CPU 0 makes many more writes than a one-page ring keeps;
+// SIGUSR1 prints exactly as many of its records as fit, in time order, and
+// the end prints the same ones again (nothing was written since).
+TEST(TraceCli, FlightRecorderPrintsTheChildsNewestRecordsOnSigusr1AndAtExit) {
+  REQUIRE_BPF();
+  constexpr int kWrites = 1000;
+  const long page = getpagesize();
+  const long fit = page / 48;  // 8 header + 8 time + 4 size + 24-byte event + 4 padding
+  testing::WritingChild child(kWrites, 0, /*pin_cpu=*/0);
+  const long pid = child.pid();
+  Cli cli({"trace", "--flight-recorder", std::to_string(page / 1024) + "K", "--pid",
+           std::to_string(pid), "--json", "--attach", "raw_tracepoint",
+           "--duration", "10"});  // a bound: ends with the exit snapshot if a signal goes unseen
+  const std::string start = cli.read_line().value_or("");
+  ASSERT_EQ(json_type(start), "start") << start;
+  EXPECT_EQ(json_number(start, "flight_recorder_bytes"), page) << start;
+  ASSERT_EQ(child.release_and_wait(), 0);
+
+  // Reads a snapshot line and its records.
+  auto read_snapshot = [&](const char* reason) {
+    std::vector<nlohmann::json> records;
+    const std::string head = cli.read_line().value_or("");
+    EXPECT_EQ(json_type(head), "snapshot") << head;
+    const nlohmann::json snap = parse_json(head);
+    EXPECT_EQ(snap.value("reason", ""), reason) << head;
+    EXPECT_EQ(snap.value("records", -1L), fit) << head;
+    EXPECT_EQ(snap.value("attempts", -1L), kWrites) << head;
+    EXPECT_EQ(snap.value("cookie_errors", -1L), 0) << head;
+    for (long i = 0; i < snap.value("records", 0L); ++i) {
+      const std::string line = cli.read_line().value_or("");
+      records.push_back(parse_json(line));
+      EXPECT_EQ(records.back().value("type", ""), "record") << line;
+      EXPECT_EQ(records.back().value("pid", -1L), pid) << line;
+      EXPECT_EQ(records.back().value("cpu", -1), 0) << line;
+      EXPECT_EQ(records.back().value("cookie", 0LL), 0x12345678LL) << line;
+    }
+    for (std::size_t i = 1; i < records.size(); ++i)
+      EXPECT_LT(records[i - 1].value("time_ns", 0ULL), records[i].value("time_ns", 0ULL)) << i;
+    return records;
+  };
+  cli.signal(SIGUSR1);
+  const std::vector<nlohmann::json> first = read_snapshot("SIGUSR1");
+  cli.signal(SIGINT);
+  const std::vector<nlohmann::json> last = read_snapshot("exit");
+  std::string out, err;
+  EXPECT_EQ(cli.wait(out, err), 0) << err;
+  EXPECT_EQ(out, "") << "nothing after the exit snapshot";
+  ASSERT_EQ(first.size(), last.size());
+  for (std::size_t i = 0; i < first.size(); ++i)
+    EXPECT_EQ(first[i].value("time_ns", 0ULL), last[i].value("time_ns", 0ULL)) << i;
+}
+
 }  // namespace
 }  // namespace perfbuf

@@ -1,8 +1,10 @@
 #include "trace_command.h"
 
+#include <perfbuf/flight_recorder.h>
 #include <perfbuf/reader.h>
 
 #include <signal.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -13,6 +15,7 @@
 #include <cstdio>
 #include <cstring>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -34,6 +37,8 @@ constexpr const char* kDescription =
 
 volatile sig_atomic_t g_stop = 0;
 void on_signal(int) { g_stop = 1; }
+volatile sig_atomic_t g_dump = 0;  // --flight-recorder: SIGUSR1 asks for the records kept
+void on_dump_signal(int) { g_dump = 1; }
 
 struct TraceArgs {
   AttachMode attach = AttachMode::automatic;
@@ -45,7 +50,29 @@ struct TraceArgs {
   bool ordered = false;
   bool json = false;
   SinkArgs sink;
+  std::size_t flight_bytes = 0;  // --flight-recorder: ring bytes per CPU; 0: off
 };
+
+// "64K", "1M", "1G" or a number of bytes; a power of two of pages up to 1 GiB.
+std::optional<std::size_t> parse_flight_size(const std::string& text) {
+  std::string digits = text;
+  std::size_t unit = 1;
+  if (!digits.empty()) {
+    switch (digits.back()) {
+      case 'k': case 'K': unit = std::size_t(1) << 10; break;
+      case 'm': case 'M': unit = std::size_t(1) << 20; break;
+      case 'g': case 'G': unit = std::size_t(1) << 30; break;
+      default: break;
+    }
+    if (unit != 1) digits.pop_back();
+  }
+  const auto n = parse_number<std::size_t>(digits, 1, (std::size_t(1) << 30) / unit);
+  if (!n) return std::nullopt;
+  const std::size_t bytes = *n * unit;
+  if (bytes % sys_page_size() != 0 || !std::has_single_bit(bytes / sys_page_size()))
+    return std::nullopt;
+  return bytes;
+}
 
 // The options of `perfbuf trace`, parsed into args.
 void add_options(CLI::App& app, TraceArgs& args) {
@@ -80,6 +107,14 @@ void add_options(CLI::App& app, TraceArgs& args) {
                return p && std::has_single_bit(*p) ? p : std::nullopt;
              },
              [&args](std::size_t p) { args.pages = p; });
+  add_parsed(app, "--flight-recorder", "SIZE",
+             "keep only the newest SIZE bytes of records per CPU (e.g.\n"
+             "64K, 1M) instead of printing or counting them; print\n"
+             "them on SIGUSR1 and at exit",
+             "takes a ring size per CPU that is a power of two of pages, " +
+                 std::to_string(sys_page_size() / 1024) + "K to 1G (e.g. 64K, 1M)",
+             [](const std::string& v) { return parse_flight_size(v); },
+             [&args](std::size_t b) { args.flight_bytes = b; });
   app.add_flag("--events", args.events, "print every event: time, cpu, pid, tid");
   app.add_flag("--ordered", args.ordered, "events of all CPUs in time order (perf transport)");
   app.add_flag("--json", args.json, "one JSON object per line instead of text");
@@ -91,6 +126,19 @@ void add_options(CLI::App& app, TraceArgs& args) {
       throw CLI::ValidationError("--ordered",
                                  "is for --transport perf: a ring buffer is one ring, already in "
                                  "the order its records were reserved");
+    if (args.flight_bytes) {
+      const char* other = args.transport == Transport::ringbuf ? "--transport ringbuf"
+                          : args.ordered                       ? "--ordered"
+                          : args.events                        ? "--events"
+                          : args.pages                         ? "--pages"
+                          : args.sink.enabled()                ? "--sink"
+                                                               : nullptr;
+      if (other)
+        throw CLI::ValidationError(
+            "--flight-recorder", std::string("cannot be combined with ") + other +
+                                     ": it keeps per-CPU perf rings of its own size and "
+                                     "prints what they hold, in time order, on SIGUSR1 and at exit");
+    }
   });
 }
 
@@ -332,6 +380,113 @@ int run(const TraceArgs& args, const sigset_t& stop_signals) {
   return status;
 }
 
+// Prints what the flight recorder holds: a snapshot line, then one line per
+// record, oldest first, the CPUs merged by time.
+void print_flight_snapshot(const TraceArgs& args, FlightRecorder& recorder,
+                           const WriteTracer& tracer, const char* reason) {
+  const Snapshot snap = recorder.snapshot();
+  std::uint64_t cookie_errors = 0;
+  for (const FlightRecord& r : snap.records) {
+    write_event e;
+    if (!r.read(e) || e.cookie != PERFBUF_WRITE_COOKIE) ++cookie_errors;
+  }
+  if (args.json) {
+    Json per_cpu = Json::array();
+    for (const FlightCpu& c : snap.cpus)
+      per_cpu.push_back({{"cpu", c.cpu},
+                         {"records", c.records},
+                         {"lost", c.lost},
+                         {"overwritten", !c.complete}});
+    print_json_line({{"type", "snapshot"},
+                     {"reason", reason},
+                     {"records", snap.records.size()},
+                     {"lost", snap.lost},
+                     {"cookie_errors", cookie_errors},
+                     {"attempts", tracer.attempts()},
+                     {"per_cpu", std::move(per_cpu)}});
+  } else {
+    std::printf("snapshot on %s: %zu records kept of %" PRIu64 " writes seen, lost %" PRIu64
+                " while copying, cookie errors %" PRIu64 "\n",
+                reason, snap.records.size(), tracer.attempts(), snap.lost, cookie_errors);
+  }
+  for (const FlightRecord& r : snap.records) {
+    write_event e{};
+    const bool ok = r.read(e) && e.cookie == PERFBUF_WRITE_COOKIE;
+    if (args.json) {
+      Json line = {{"type", "record"}, {"time_ns", r.time_ns}, {"cpu", r.cpu}};
+      if (ok) {
+        line["pid"] = e.tgid;
+        line["tid"] = e.tid;
+        line["cookie"] = e.cookie;
+      } else {
+        line["bad_cookie"] = true;
+      }
+      print_json_line(line);
+    } else if (ok) {
+      std::printf("%" PRIu64 ".%09" PRIu64 " cpu %d pid %u tid %u\n", r.time_ns / 1000000000,
+                  r.time_ns % 1000000000, r.cpu, e.tgid, e.tid);
+    } else {
+      std::printf("%" PRIu64 ".%09" PRIu64 " cpu %d bad cookie\n", r.time_ns / 1000000000,
+                  r.time_ns % 1000000000, r.cpu);
+    }
+  }
+  std::fflush(stdout);
+}
+
+// --flight-recorder: the program writes into overwritable rings nobody reads;
+// SIGUSR1, and the end, print what they hold.
+int run_flight_recorder(const TraceArgs& args, const sigset_t& signals) {
+  using clock = std::chrono::steady_clock;
+  WriteTracer tracer({.only_tgid = args.pid,
+                      .ignore_tgid = static_cast<std::uint32_t>(getpid()),
+                      .transport = Transport::perf});
+  FlightOptions options;
+  options.bytes_per_cpu = args.flight_bytes;
+  FlightRecorder recorder(tracer.events_map(), options);
+  std::vector<std::string> notes;
+  const AttachMode mode = tracer.attach(args.attach, notes);
+  if (args.json) {
+    print_json_line({{"type", "start"},
+                     {"attach", to_string(mode)},
+                     {"transport", "perf"},
+                     {"cpus", recorder.cpus().size()},
+                     {"flight_recorder_bytes", recorder.ring_bytes()}});
+  } else {
+    for (const std::string& n : notes) std::printf("skipped %s\n", n.c_str());
+    std::printf("recording write(2) via %s on %zu CPUs%s, keeping the newest %zu bytes of "
+                "records per CPU; SIGUSR1 (kill -USR1 %d) prints them, Ctrl-C prints them and "
+                "stops\n",
+                to_string(mode), recorder.cpus().size(),
+                args.pid ? (" for pid " + std::to_string(args.pid)).c_str() : "",
+                recorder.ring_bytes(), static_cast<int>(getpid()));
+  }
+  std::fflush(stdout);
+  sigprocmask(SIG_UNBLOCK, &signals, nullptr);  // a signal during start-up lands here
+
+  const clock::time_point end =
+      args.duration_s > 0 ? clock::now() + std::chrono::duration_cast<clock::duration>(
+                                               std::chrono::duration<double>(args.duration_s))
+                          : clock::time_point::max();
+  while (!g_stop) {
+    if (g_dump) {
+      g_dump = 0;
+      print_flight_snapshot(args, recorder, tracer, "SIGUSR1");
+      continue;
+    }
+    const clock::time_point now = clock::now();
+    if (now >= end) break;
+    // A signal ends the sleep at once (no SA_RESTART); one that lands just
+    // before it is seen within kMaxWait.
+    const auto wait = std::min<clock::duration>(end - now, kMaxWait);
+    const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(wait).count();
+    const timespec ts{static_cast<time_t>(ns / 1000000000), static_cast<long>(ns % 1000000000)};
+    nanosleep(&ts, nullptr);
+  }
+  tracer.detach();  // the last records are in the rings: print them
+  print_flight_snapshot(args, recorder, tracer, "exit");
+  return 0;
+}
+
 int trace(const TraceArgs& args) {
   // No SA_RESTART: a signal interrupts the wait (or a blocked write), the loop
   // sees g_stop and ends with a summary. Blocked until tracing starts, so that
@@ -345,12 +500,19 @@ int trace(const TraceArgs& args) {
   sigemptyset(&stop_signals);
   sigaddset(&stop_signals, SIGINT);
   sigaddset(&stop_signals, SIGTERM);
+  if (args.flight_bytes) {
+    struct sigaction dump {};
+    dump.sa_handler = on_dump_signal;
+    sigemptyset(&dump.sa_mask);
+    sigaction(SIGUSR1, &dump, nullptr);
+    sigaddset(&stop_signals, SIGUSR1);
+  }
   sigprocmask(SIG_BLOCK, &stop_signals, nullptr);
 
   static char out_buffer[1 << 16];
   std::setvbuf(stdout, out_buffer, _IOFBF, sizeof out_buffer);
   try {
-    return run(args, stop_signals);
+    return args.flight_bytes ? run_flight_recorder(args, stop_signals) : run(args, stop_signals);
   } catch (const Error& e) {
     std::fflush(stdout);
     std::fprintf(stderr, "perfbuf trace: %s\n", e.what());

@@ -50,6 +50,27 @@ struct RingRecord {
   std::uint64_t lost = 0;  // Kind::lost: how many records the kernel dropped
 };
 
+// Fills `out` from the bytes of one PERF_RECORD_SAMPLE with PERF_SAMPLE_RAW
+// (and PERF_SAMPLE_TIME when has_time), header included; false when its
+// sizes do not add up. Shared by the forward parser and the backward one
+// (backward_ring.h).
+inline bool parse_sample_record(std::span<const std::byte> rec, bool has_time,
+                                RawSample& out) noexcept {
+  std::size_t at = sizeof(perf_event_header);
+  if (has_time) {
+    if (rec.size() < at + sizeof(std::uint64_t)) return false;
+    std::memcpy(&out.time_ns, rec.data() + at, sizeof(std::uint64_t));
+    at += sizeof(std::uint64_t);
+  }
+  std::uint32_t raw_size;
+  if (rec.size() < at + sizeof raw_size) return false;
+  std::memcpy(&raw_size, rec.data() + at, sizeof raw_size);
+  at += sizeof raw_size;
+  if (raw_size > rec.size() - at) return false;
+  out.data = rec.subspan(at, raw_size);
+  return true;
+}
+
 class RingParser {
  public:
   // data.size() must be a power of two (the kernel enforces it for real rings).
@@ -135,23 +156,6 @@ class RingParser {
     return {scratch.data(), size};
   }
 
-  // Fills out from a PERF_RECORD_SAMPLE; false when its sizes do not add up.
-  bool parse_sample(std::span<const std::byte> rec, RawSample& out) const noexcept {
-    std::size_t at = sizeof(perf_event_header);
-    if (has_time_) {
-      if (rec.size() < at + sizeof(std::uint64_t)) return false;
-      std::memcpy(&out.time_ns, rec.data() + at, sizeof(std::uint64_t));
-      at += sizeof(std::uint64_t);
-    }
-    std::uint32_t raw_size;
-    if (rec.size() < at + sizeof raw_size) return false;
-    std::memcpy(&raw_size, rec.data() + at, sizeof raw_size);
-    at += sizeof raw_size;
-    if (raw_size > rec.size() - at) return false;
-    out.data = rec.subspan(at, raw_size);
-    return true;
-  }
-
   perf_event_mmap_page* control_;
   std::byte* data_;
   std::uint64_t mask_;
@@ -181,7 +185,7 @@ inline std::optional<RingRecord> RingParser::peek_until(std::uint64_t head,
     RingRecord out;
     switch (header.type) {
       case PERF_RECORD_SAMPLE:
-        if (!parse_sample(rec, out.sample)) return fail("sample fields larger than the record");
+        if (!parse_sample_record(rec, has_time_, out.sample)) return fail("sample fields larger than the record");
         return out;
       case PERF_RECORD_LOST:
         // struct { header; u64 id; u64 lost; }
