@@ -15,7 +15,10 @@ namespace perfbuf::bench {
 
 void RecordSink::on_record(const void* data, std::size_t size) {
   if (size < sizeof(bench_record)) return;  // not the producer's record: not counted
-  ++records_;
+  // Published now and then from here too: one consume call of a reader that
+  // the producer outruns (libbpf's ring buffer reader reads until the ring is
+  // empty) may last the whole run, and records_published() must still count them.
+  if ((++records_ & 1023) == 0) publish();
   std::uint64_t emitted;
   std::memcpy(&emitted, data, sizeof emitted);  // bench_record::time_ns
   timespec now;
