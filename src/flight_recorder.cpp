@@ -36,14 +36,9 @@ void resolve_and_validate(FlightOptions& o) {
   if (o.bytes_per_cpu > kMaxFlightBytes)
     throw bad_option("bytes_per_cpu = " + std::to_string(o.bytes_per_cpu) +
                      " is over the limit of 1 GiB per CPU");
-  switch (o.clock) {
-    case CLOCK_MONOTONIC: case CLOCK_MONOTONIC_RAW: case CLOCK_REALTIME: case CLOCK_BOOTTIME:
-    case CLOCK_TAI: case kPerfClock:
-      break;
-    default:
-      throw bad_option("clock = " + std::to_string(o.clock) +
-                       " is not a clock perf can stamp records with");
-  }
+  if (!sys::perf_can_stamp_with(o.clock))
+    throw bad_option("clock = " + std::to_string(o.clock) +
+                     " is not a clock perf can stamp records with");
   for (std::size_t i = 0; i < o.cpus.size(); ++i) {
     if (o.cpus[i] < 0) throw bad_option("cpus holds a negative CPU id");
     if (std::find(o.cpus.begin(), o.cpus.begin() + i, o.cpus[i]) != o.cpus.begin() + i)
@@ -105,13 +100,7 @@ struct FlightRecorder::Impl {
                               "program writes with bpf_perf_event_output()");
     map_id = info.id;
     const std::vector<int> cpus = options.cpus.empty() ? online_cpus() : options.cpus;
-    for (int cpu : cpus)
-      if (static_cast<std::uint32_t>(cpu) >= info.max_entries)
-        throw Error(E2BIG, "map \"" + info.name + "\" has " + std::to_string(info.max_entries) +
-                               " slots, but CPU " + std::to_string(cpu) + " needs key " +
-                               std::to_string(cpu) +
-                               ": leave max_entries unset (libbpf sizes it to the CPU count) "
-                               "or make it larger than the highest CPU id");
+    sys::check_cpus_fit_map(cpus, info);
     copy.resize(options.bytes_per_cpu);
     perf_event_attr attr = backward_attr(options);
     rings.reserve(cpus.size());

@@ -499,13 +499,7 @@ std::unique_ptr<Source> open_perf_source(sys::Fd map_fd, const sys::MapInfo& inf
                                          Handlers handlers, const Options& options, int index) {
   const std::vector<int> cpus = options.cpus.empty() ? online_cpus() : options.cpus;
   if (cpus.empty()) throw Error(ENODEV, "no online CPU found in /sys/devices/system/cpu/online");
-  for (int cpu : cpus)
-    if (static_cast<std::uint32_t>(cpu) >= info.max_entries)
-      throw Error(E2BIG, "map \"" + info.name + "\" has " + std::to_string(info.max_entries) +
-                             " slots, but CPU " + std::to_string(cpu) + " needs key " +
-                             std::to_string(cpu) +
-                             ": leave max_entries unset (libbpf sizes it to the CPU count) "
-                             "or make it larger than the highest CPU id");
+  sys::check_cpus_fit_map(cpus, info);
   auto source = std::make_unique<PerfSource>(std::move(map_fd), info, std::move(handlers), options,
                                              index);
   source->open(cpus);

@@ -66,15 +66,10 @@ void resolve_and_validate(Options& o) {
       throw bad_option("reorder_window must be from 0 to 10 s");
     o.timestamps = true;  // the merge orders by them
   }
-  switch (o.clock) {
-    case CLOCK_MONOTONIC: case CLOCK_MONOTONIC_RAW: case CLOCK_REALTIME: case CLOCK_BOOTTIME:
-    case CLOCK_TAI: case kPerfClock:
-      break;
-    default:
-      throw bad_option("clock = " + std::to_string(o.clock) +
-                       " is not a clock perf can stamp records with: use CLOCK_MONOTONIC, "
-                       "CLOCK_MONOTONIC_RAW, CLOCK_REALTIME, CLOCK_BOOTTIME, CLOCK_TAI or kPerfClock");
-  }
+  if (!sys::perf_can_stamp_with(o.clock))
+    throw bad_option("clock = " + std::to_string(o.clock) +
+                     " is not a clock perf can stamp records with: use CLOCK_MONOTONIC, "
+                     "CLOCK_MONOTONIC_RAW, CLOCK_REALTIME, CLOCK_BOOTTIME, CLOCK_TAI or kPerfClock");
   for (std::size_t i = 0; i < o.cpus.size(); ++i) {
     if (o.cpus[i] < 0) throw bad_option("cpus holds a negative CPU id");
     if (std::find(o.cpus.begin(), o.cpus.begin() + i, o.cpus[i]) != o.cpus.begin() + i)

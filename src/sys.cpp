@@ -301,3 +301,27 @@ void percpu_update_all(int map_fd, std::uint32_t key, const void* value, std::si
 }
 
 }  // namespace perfbuf::sys
+
+namespace perfbuf::sys {
+
+void check_cpus_fit_map(const std::vector<int>& cpus, const MapInfo& info) {
+  for (int cpu : cpus)
+    if (static_cast<std::uint32_t>(cpu) >= info.max_entries)
+      throw Error(E2BIG, "map \"" + info.name + "\" has " + std::to_string(info.max_entries) +
+                             " slots, but CPU " + std::to_string(cpu) + " needs key " +
+                             std::to_string(cpu) +
+                             ": leave max_entries unset (libbpf sizes it to the CPU count) "
+                             "or make it larger than the highest CPU id");
+}
+
+bool perf_can_stamp_with(clockid_t clock) noexcept {
+  switch (clock) {
+    case CLOCK_MONOTONIC: case CLOCK_MONOTONIC_RAW: case CLOCK_REALTIME: case CLOCK_BOOTTIME:
+    case CLOCK_TAI: case -1:  // kPerfClock
+      return true;
+    default:
+      return false;
+  }
+}
+
+}  // namespace perfbuf::sys

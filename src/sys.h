@@ -128,6 +128,11 @@ struct MapInfo {
   std::string name;
 };
 Fd dup_map_fd(int map_fd);
+// Throws E2BIG, saying what to change, if a CPU id has no slot in a
+// PERF_EVENT_ARRAY (its events are stored at key = CPU id).
+void check_cpus_fit_map(const std::vector<int>& cpus, const MapInfo& info);
+// Whether perf can stamp records with `clock` (-1: perf's own clock).
+bool perf_can_stamp_with(clockid_t clock) noexcept;
 MapInfo map_info(int map_fd);
 void map_set(int map_fd, int key, int value);
 void map_delete(int map_fd, int key) noexcept;
