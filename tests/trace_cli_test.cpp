@@ -3,7 +3,9 @@
 
 #include <bpf/bpf.h>
 #include <dirent.h>
+#include <sched.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <signal.h>
 
 #include <algorithm>
@@ -462,6 +464,66 @@ TEST(TraceCli, OrderedEventsComeInTimeOrder) {
   }
   EXPECT_GE(events, 2000u * online_cpus().size());
   EXPECT_EQ(backwards, 0u) << "of " << events << " events";
+}
+
+// Two children pinned to CPU 0 and to another CPU take turns writing to a pipe
+// (each write(2) traced) while the tool is stopped, so every record waits in
+// its CPU's ring, interleaved in time with the other CPU's. A reader that
+// drains ring by ring prints one child's writes, then the other's, whatever
+// the scheduler does; --ordered must print them alternating.
+TEST(TraceCli, OrderedPrintsRecordsWaitingOnTwoCpusInTimeOrder) {
+  REQUIRE_BPF();
+  REQUIRE_SECOND_CPU(other);
+  constexpr int kTurns = 500;
+  Cli cli({"trace", "--events", "--json", "--ordered", "--duration", "3"});
+  ASSERT_EQ(json_type(cli.read_line().value_or("")), "start");
+  cli.signal(SIGSTOP);
+  int status = 0;  // every thread of the tool has stopped once this returns
+  ASSERT_EQ(waitpid(cli.pid(), &status, WUNTRACED), cli.pid());
+  ASSERT_TRUE(WIFSTOPPED(status));
+  int to_second[2], to_first[2];
+  ASSERT_EQ(pipe(to_second), 0);
+  ASSERT_EQ(pipe(to_first), 0);
+  auto take_turns = [&](int cpu, bool first) {
+    const pid_t pid = fork();
+    if (pid != 0) return pid;
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(cpu, &set);
+    if (sched_setaffinity(0, sizeof set, &set) != 0) _exit(2);
+    char c = 'x';
+    for (int i = 0; i < kTurns; ++i) {
+      if (!first && read(to_second[0], &c, 1) != 1) _exit(1);
+      if (write(first ? to_second[1] : to_first[1], &c, 1) != 1) _exit(1);
+      if (first && read(to_first[0], &c, 1) != 1) _exit(1);
+    }
+    _exit(0);
+  };
+  const pid_t first = take_turns(0, true), second = take_turns(*other, false);
+  for (int fd : {to_second[0], to_second[1], to_first[0], to_first[1]}) close(fd);
+  ASSERT_GT(first, 0);
+  ASSERT_GT(second, 0);
+  const int first_exit = testing::wait_exit_code(first);
+  const int second_exit = testing::wait_exit_code(second);
+  cli.signal(SIGCONT);
+  ASSERT_EQ(first_exit, 0);
+  ASSERT_EQ(second_exit, 0);
+  std::string out, err;
+  ASSERT_EQ(cli.wait(out, err), 0) << err;
+  std::vector<long> pids;  // the children's records, in the order printed
+  std::uint64_t previous = 0, backwards = 0;
+  for (const nlohmann::json& line : json_lines(out)) {
+    if (line.value("type", "") != "event") continue;
+    const std::uint64_t t = line["time_ns"].get<std::uint64_t>();
+    backwards += t < previous;
+    previous = std::max(previous, t);
+    const long pid = line["pid"].get<long>();
+    if (pid == first || pid == second) pids.push_back(pid);
+  }
+  EXPECT_EQ(backwards, 0u);
+  ASSERT_EQ(pids.size(), 2u * kTurns) << last_line(out);
+  for (std::size_t i = 0; i < pids.size(); ++i)
+    ASSERT_EQ(pids[i], i % 2 ? second : first) << "record " << i << " printed out of turn";
 }
 
 // The tool's own writes (its output) are not traced, or printing would feed the count.
