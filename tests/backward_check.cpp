@@ -10,34 +10,12 @@
 
 #include "fake_backward_ring.h"
 #include "flight_snapshot.h"
+#include "fuzz_input.h"
 
 namespace perfbuf::testing {
 namespace {
 
 constexpr std::size_t kMaxOps = 4096;
-
-class Input {
- public:
-  explicit Input(std::span<const std::uint8_t> bytes) : bytes_(bytes) {}
-  template <class T>
-  bool read(T& out) {
-    if (bytes_.size() < sizeof out) return false;
-    std::memcpy(&out, bytes_.data(), sizeof out);
-    bytes_ = bytes_.subspan(sizeof out);
-    return true;
-  }
-  std::span<const std::uint8_t> rest() const { return bytes_; }
-
- private:
-  std::span<const std::uint8_t> bytes_;
-};
-
-template <class... Args>
-std::string format(const char* fmt, Args... args) {
-  char buf[320];
-  std::snprintf(buf, sizeof buf, fmt, args...);
-  return buf;
-}
 
 // What the model knows of each record written, newest last.
 struct Written {

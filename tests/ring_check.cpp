@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "fake_ring.h"
+#include "fuzz_input.h"
 
 namespace perfbuf::testing {
 namespace {
@@ -20,38 +21,6 @@ constexpr std::size_t kMaxRecord = 0xffff & ~std::size_t(7);  // the header's u1
 // Bytes the fake kernel writes per content input at most (four full rings of
 // the largest size): keeps every input fast.
 constexpr std::size_t kMaxWritten = 256 << 10;
-
-// Little-endian fields off the front of the input; once it runs out, reads fail.
-class Input {
- public:
-  explicit Input(std::span<const std::uint8_t> bytes) : bytes_(bytes) {}
-  template <class T>
-  bool read(T& out) {
-    if (bytes_.size() < sizeof out) return false;
-    std::memcpy(&out, bytes_.data(), sizeof out);
-    bytes_ = bytes_.subspan(sizeof out);
-    return true;
-  }
-  std::span<const std::uint8_t> rest() const { return bytes_; }
-
- private:
-  std::span<const std::uint8_t> bytes_;
-};
-
-// For the harness's own per-byte loops: the fuzzer learns nothing from them,
-// and tracing every byte's comparison would cost most of its time.
-#if defined(__clang__)
-#define NO_COVERAGE __attribute__((no_sanitize("coverage"), noinline))
-#else
-#define NO_COVERAGE
-#endif
-
-template <class... Args>
-std::string format(const char* fmt, Args... args) {
-  char buf[320];
-  std::snprintf(buf, sizeof buf, fmt, args...);
-  return buf;
-}
 
 unsigned long long ull(std::uint64_t v) { return v; }
 

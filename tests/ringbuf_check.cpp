@@ -12,6 +12,8 @@
 #include <optional>
 #include <vector>
 
+#include "fuzz_input.h"
+
 namespace perfbuf::testing {
 namespace {
 
@@ -26,37 +28,6 @@ constexpr std::uint64_t kMaxReserved = 1 << 20;
 constexpr const char* kTooFar = "more than the ring size ahead";
 constexpr const char* kMisaligned = "not 8-byte aligned";
 constexpr const char* kPastProducer = "past the producer";
-
-// Little-endian fields off the front of the input; once it runs out, reads fail.
-class Input {
- public:
-  explicit Input(std::span<const std::uint8_t> bytes) : bytes_(bytes) {}
-  template <class T>
-  bool read(T& out) {
-    if (bytes_.size() < sizeof out) return false;
-    std::memcpy(&out, bytes_.data(), sizeof out);
-    bytes_ = bytes_.subspan(sizeof out);
-    return true;
-  }
-  std::span<const std::uint8_t> rest() const { return bytes_; }
-
- private:
-  std::span<const std::uint8_t> bytes_;
-};
-
-// For the harness's own per-byte loops: the fuzzer learns nothing from them.
-#if defined(__clang__)
-#define NO_COVERAGE __attribute__((no_sanitize("coverage"), noinline))
-#else
-#define NO_COVERAGE
-#endif
-
-template <class... Args>
-std::string format(const char* fmt, Args... args) {
-  char buf[320];
-  std::snprintf(buf, sizeof buf, fmt, args...);
-  return buf;
-}
 
 unsigned long long ull(std::uint64_t v) { return v; }
 
