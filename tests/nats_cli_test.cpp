@@ -96,18 +96,8 @@ TEST(NatsCli, ChildsWritesEndUpInTheStreamExactlyOnce) {
 TEST(NatsCli, CatSourceReportsGapsAndCorruptMessages) {
   REQUIRE_NATS_SERVER();
   NatsServer server;
-  {
-    natsConnection* nc = nullptr;
-    jsCtx* js = nullptr;
-    ASSERT_EQ(natsConnection_ConnectTo(&nc, server.url().c_str()), NATS_OK);
-    ASSERT_EQ(natsConnection_JetStream(&js, nc, nullptr), NATS_OK);
-    jsStreamConfig config;
-    jsStreamConfig_Init(&config);
-    config.Name = "GAPS";
-    const char* subjects[] = {"perfbuf.gaps"};
-    config.Subjects = subjects;
-    config.SubjectsLen = 1;
-    ASSERT_EQ(js_AddStream(nullptr, js, &config, nullptr, nullptr), NATS_OK);
+  testing::with_js(server, [](jsCtx* js) {
+    ASSERT_EQ(testing::add_stream(js, "GAPS", "perfbuf.gaps"), NATS_OK);
     const std::uint8_t payload[4] = {1, 2, 3, 4};
     auto frame = [&](std::uint64_t first, std::uint32_t n) {
       std::vector<tools::FrameRecord> records(n, tools::FrameRecord{.time_ns = 1, .cpu = 0, .bytes = payload});
@@ -115,12 +105,8 @@ TEST(NatsCli, CatSourceReportsGapsAndCorruptMessages) {
     };
     for (const std::vector<std::uint8_t>& m :
          {frame(0, 10), frame(15, 5), std::vector<std::uint8_t>{'n', 'o', 't'}, frame(20, 0)})
-      ASSERT_EQ(js_Publish(nullptr, js, "perfbuf.gaps", m.data(), static_cast<int>(m.size()),
-                           nullptr, nullptr),
-                NATS_OK);
-    jsCtx_Destroy(js);
-    natsConnection_Destroy(nc);
-  }
+      ASSERT_EQ(testing::publish(js, "perfbuf.gaps", m), NATS_OK);
+  });
   std::string out, err;
   EXPECT_EQ(run_cli({"cat", "--source", server.url(), "--subject", "perfbuf.gaps", "--format",
                      "json", "--duration", "30"},
@@ -168,27 +154,13 @@ TEST(NatsCli, CatSourceReportsGapsAndCorruptMessages) {
 TEST(NatsCli, CatSourceOfAPurgedStreamEndsAtOnce) {
   REQUIRE_NATS_SERVER();
   NatsServer server;
-  {
-    natsConnection* nc = nullptr;
-    jsCtx* js = nullptr;
-    ASSERT_EQ(natsConnection_ConnectTo(&nc, server.url().c_str()), NATS_OK);
-    ASSERT_EQ(natsConnection_JetStream(&js, nc, nullptr), NATS_OK);
-    jsStreamConfig config;
-    jsStreamConfig_Init(&config);
-    config.Name = "PURGED";
-    const char* subjects[] = {"perfbuf.purged"};
-    config.Subjects = subjects;
-    config.SubjectsLen = 1;
-    ASSERT_EQ(js_AddStream(nullptr, js, &config, nullptr, nullptr), NATS_OK);
-    const std::vector<std::uint8_t> m =
-        tools::encode_frame({.run_id = 7, .first_seq = 0, .host = "h"}, {});
-    ASSERT_EQ(js_Publish(nullptr, js, "perfbuf.purged", m.data(), static_cast<int>(m.size()),
-                         nullptr, nullptr),
+  testing::with_js(server, [](jsCtx* js) {
+    ASSERT_EQ(testing::add_stream(js, "PURGED", "perfbuf.purged"), NATS_OK);
+    ASSERT_EQ(testing::publish(js, "perfbuf.purged",
+                               tools::encode_frame({.run_id = 7, .first_seq = 0, .host = "h"}, {})),
               NATS_OK);
     ASSERT_EQ(js_PurgeStream(js, "PURGED", nullptr, nullptr), NATS_OK);
-    jsCtx_Destroy(js);
-    natsConnection_Destroy(nc);
-  }
+  });
   std::string out, err;
   const auto started = std::chrono::steady_clock::now();
   EXPECT_EQ(run_cli({"cat", "--source", server.url(), "--subject", "perfbuf.purged", "--format",

@@ -155,6 +155,33 @@ class NatsServer {
   pid_t pid_ = -1;
 };
 
+// Runs f with a JetStream context on the server.
+template <class F>
+void with_js(const NatsServer& server, F f) {
+  natsConnection* nc = nullptr;
+  jsCtx* js = nullptr;
+  ASSERT_EQ(natsConnection_ConnectTo(&nc, server.url().c_str()), NATS_OK);
+  ASSERT_EQ(natsConnection_JetStream(&js, nc, nullptr), NATS_OK);
+  f(js);
+  jsCtx_Destroy(js);
+  natsConnection_Destroy(nc);
+}
+
+// Creates stream `name` that stores `subject`.
+inline natsStatus add_stream(jsCtx* js, const char* name, const char* subject) {
+  jsStreamConfig config;
+  jsStreamConfig_Init(&config);
+  config.Name = name;
+  const char* subjects[] = {subject};
+  config.Subjects = subjects;
+  config.SubjectsLen = 1;
+  return js_AddStream(nullptr, js, &config, nullptr, nullptr);
+}
+
+inline natsStatus publish(jsCtx* js, const char* subject, const std::vector<std::uint8_t>& m) {
+  return js_Publish(nullptr, js, subject, m.data(), static_cast<int>(m.size()), nullptr, nullptr);
+}
+
 // One record read back from a stream, with its frame's header.
 struct StoredRecord {
   std::uint64_t stream_seq = 0;  // the message's sequence in the stream

@@ -19,6 +19,7 @@ namespace {
 using testing::NatsServer;
 using testing::read_stream;
 using testing::StoredRecord;
+using testing::with_js;
 using tools::NatsSink;
 using tools::NatsSinkOptions;
 using tools::SinkCounts;
@@ -259,18 +260,6 @@ TEST(NatsSink, FramesFitTheServersMaxPayload) {
   EXPECT_EQ(c.acknowledged, kRecords) << c.last_error;
   EXPECT_EQ(c.dropped, 0u) << c.last_error;
   EXPECT_GE(c.published_messages, 3u);
-}
-
-// Runs f with a JetStream context on the server.
-template <class F>
-void with_js(const NatsServer& server, F f) {
-  natsConnection* nc = nullptr;
-  jsCtx* js = nullptr;
-  ASSERT_EQ(natsConnection_ConnectTo(&nc, server.url().c_str()), NATS_OK);
-  ASSERT_EQ(natsConnection_JetStream(&js, nc, nullptr), NATS_OK);
-  f(js);
-  jsCtx_Destroy(js);
-  natsConnection_Destroy(nc);
 }
 
 // The stream gone after the start: every publish is answered at once with
