@@ -39,11 +39,8 @@ void resolve_and_validate(FlightOptions& o) {
   if (!sys::perf_can_stamp_with(o.clock))
     throw bad_option("clock = " + std::to_string(o.clock) +
                      " is not a clock perf can stamp records with");
-  for (std::size_t i = 0; i < o.cpus.size(); ++i) {
-    if (o.cpus[i] < 0) throw bad_option("cpus holds a negative CPU id");
-    if (std::find(o.cpus.begin(), o.cpus.begin() + i, o.cpus[i]) != o.cpus.begin() + i)
-      throw bad_option("cpus lists CPU " + std::to_string(o.cpus[i]) + " twice");
-  }
+  if (const std::string problem = sys::cpu_list_problem(o.cpus); !problem.empty())
+    throw bad_option(problem);
 }
 
 perf_event_attr backward_attr(const FlightOptions& o) {

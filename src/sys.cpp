@@ -12,6 +12,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <climits>
 #include <cstdlib>
 #include <cstring>
@@ -300,10 +301,6 @@ void percpu_update_all(int map_fd, std::uint32_t key, const void* value, std::si
     throw last_error("bpf(MAP_UPDATE_ELEM, per-CPU key " + std::to_string(key) + ")");
 }
 
-}  // namespace perfbuf::sys
-
-namespace perfbuf::sys {
-
 void check_cpus_fit_map(const std::vector<int>& cpus, const MapInfo& info) {
   for (int cpu : cpus)
     if (static_cast<std::uint32_t>(cpu) >= info.max_entries)
@@ -322,6 +319,15 @@ bool perf_can_stamp_with(clockid_t clock) noexcept {
     default:
       return false;
   }
+}
+
+std::string cpu_list_problem(const std::vector<int>& cpus) {
+  for (std::size_t i = 0; i < cpus.size(); ++i) {
+    if (cpus[i] < 0) return "cpus holds a negative CPU id (" + std::to_string(cpus[i]) + ")";
+    if (std::find(cpus.begin(), cpus.begin() + i, cpus[i]) != cpus.begin() + i)
+      return "cpus lists CPU " + std::to_string(cpus[i]) + " twice";
+  }
+  return {};
 }
 
 }  // namespace perfbuf::sys

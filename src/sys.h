@@ -133,6 +133,9 @@ Fd dup_map_fd(int map_fd);
 void check_cpus_fit_map(const std::vector<int>& cpus, const MapInfo& info);
 // Whether perf can stamp records with `clock` (-1: perf's own clock).
 bool perf_can_stamp_with(clockid_t clock) noexcept;
+// What is wrong with a caller's list of CPUs (a negative id, one listed
+// twice), or an empty string.
+std::string cpu_list_problem(const std::vector<int>& cpus);
 MapInfo map_info(int map_fd);
 void map_set(int map_fd, int key, int value);
 void map_delete(int map_fd, int key) noexcept;
