@@ -13,6 +13,7 @@
 #include <optional>
 #include <regex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "bpf_support.h"
@@ -466,64 +467,73 @@ TEST(TraceCli, OrderedEventsComeInTimeOrder) {
   EXPECT_EQ(backwards, 0u) << "of " << events << " events";
 }
 
-// Two children pinned to CPU 0 and to another CPU take turns writing to a pipe
-// (each write(2) traced) while the tool is stopped, so every record waits in
-// its CPU's ring, interleaved in time with the other CPU's. A reader that
-// drains ring by ring prints one child's writes, then the other's, whatever
-// the scheduler does; --ordered must print them alternating.
+// Two threads of a child, pinned to CPU 0 and to another CPU, take turns
+// writing to a pipe (each write(2) traced) while the tool is stopped, so
+// every record waits in its CPU's ring, interleaved in time with the other
+// CPU's. A reader that drains ring by ring prints one thread's writes, then
+// the other's, whatever the scheduler does; --ordered must print them
+// alternating. --pid keeps everything else out of the rings: other tests'
+// writes would fill them while the tool is stopped.
 TEST(TraceCli, OrderedPrintsRecordsWaitingOnTwoCpusInTimeOrder) {
   REQUIRE_BPF();
   REQUIRE_SECOND_CPU(other);
   constexpr int kTurns = 500;
-  Cli cli({"trace", "--events", "--json", "--ordered", "--duration", "3"});
-  ASSERT_EQ(json_type(cli.read_line().value_or("")), "start");
-  cli.signal(SIGSTOP);
-  int status = 0;  // every thread of the tool has stopped once this returns
-  ASSERT_EQ(waitpid(cli.pid(), &status, WUNTRACED), cli.pid());
-  ASSERT_TRUE(WIFSTOPPED(status));
-  int to_second[2], to_first[2];
-  ASSERT_EQ(pipe(to_second), 0);
-  ASSERT_EQ(pipe(to_first), 0);
-  auto take_turns = [&](int cpu, bool first) {
-    const pid_t pid = fork();
-    if (pid != 0) return pid;
-    cpu_set_t set;
-    CPU_ZERO(&set);
-    CPU_SET(cpu, &set);
-    if (sched_setaffinity(0, sizeof set, &set) != 0) _exit(2);
-    char c = 'x';
-    for (int i = 0; i < kTurns; ++i) {
-      if (!first && read(to_second[0], &c, 1) != 1) _exit(1);
-      if (write(first ? to_second[1] : to_first[1], &c, 1) != 1) _exit(1);
-      if (first && read(to_first[0], &c, 1) != 1) _exit(1);
-    }
+  int go[2];
+  ASSERT_EQ(pipe(go), 0);
+  const pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    close(go[1]);
+    char c;
+    if (read(go[0], &c, 1) != 1) _exit(1);
+    int to_second[2], to_first[2];
+    if (pipe(to_second) != 0 || pipe(to_first) != 0) _exit(2);
+    auto take_turns = [&](int cpu, bool first) {
+      cpu_set_t set;
+      CPU_ZERO(&set);
+      CPU_SET(cpu, &set);
+      if (sched_setaffinity(0, sizeof set, &set) != 0) _exit(3);
+      char x = 'x';
+      for (int i = 0; i < kTurns; ++i) {
+        if (!first && read(to_second[0], &x, 1) != 1) _exit(4);
+        if (write(first ? to_second[1] : to_first[1], &x, 1) != 1) _exit(4);
+        if (first && read(to_first[0], &x, 1) != 1) _exit(4);
+      }
+    };
+    std::thread second([&] { take_turns(*other, false); });
+    take_turns(0, true);
+    second.join();
     _exit(0);
-  };
-  const pid_t first = take_turns(0, true), second = take_turns(*other, false);
-  for (int fd : {to_second[0], to_second[1], to_first[0], to_first[1]}) close(fd);
-  ASSERT_GT(first, 0);
-  ASSERT_GT(second, 0);
-  const int first_exit = testing::wait_exit_code(first);
-  const int second_exit = testing::wait_exit_code(second);
-  cli.signal(SIGCONT);
-  ASSERT_EQ(first_exit, 0);
-  ASSERT_EQ(second_exit, 0);
+  }
+  close(go[0]);
+  Cli cli({"trace", "--events", "--json", "--ordered", "--pid", std::to_string(child),
+           "--duration", "3"});
+  const bool started = json_type(cli.read_line().value_or("")) == "start";
+  if (started) cli.signal(SIGSTOP);
+  int status = 0;  // every thread of the tool has stopped once this returns
+  const bool stopped = started && waitpid(cli.pid(), &status, WUNTRACED) == cli.pid() &&
+                       WIFSTOPPED(status);
+  const bool released = stopped && write(go[1], "x", 1) == 1;
+  close(go[1]);  // without a release the child ends at once
+  const int child_exit = testing::wait_exit_code(child);
+  if (stopped) cli.signal(SIGCONT);
+  ASSERT_TRUE(started && stopped && released);
+  ASSERT_EQ(child_exit, 0);
   std::string out, err;
   ASSERT_EQ(cli.wait(out, err), 0) << err;
-  std::vector<long> pids;  // the children's records, in the order printed
+  std::vector<int> cpus;  // the child's records, in the order printed
   std::uint64_t previous = 0, backwards = 0;
   for (const nlohmann::json& line : json_lines(out)) {
     if (line.value("type", "") != "event") continue;
     const std::uint64_t t = line["time_ns"].get<std::uint64_t>();
     backwards += t < previous;
     previous = std::max(previous, t);
-    const long pid = line["pid"].get<long>();
-    if (pid == first || pid == second) pids.push_back(pid);
+    cpus.push_back(line["cpu"].get<int>());
   }
   EXPECT_EQ(backwards, 0u);
-  ASSERT_EQ(pids.size(), 2u * kTurns) << last_line(out);
-  for (std::size_t i = 0; i < pids.size(); ++i)
-    ASSERT_EQ(pids[i], i % 2 ? second : first) << "record " << i << " printed out of turn";
+  ASSERT_EQ(cpus.size(), 2u * kTurns) << last_line(out);
+  for (std::size_t i = 0; i < cpus.size(); ++i)
+    ASSERT_EQ(cpus[i], i % 2 ? *other : 0) << "record " << i << " printed out of turn";
 }
 
 // The tool's own writes (its output) are not traced, or printing would feed the count.
