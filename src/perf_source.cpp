@@ -156,7 +156,7 @@ class PerfRing final : public PolledRing {
   bool timed() const noexcept override { return timestamps_; }
 
   std::optional<std::uint64_t> next_time(Pass& pass) override {
-    const clock::time_point now = clock::now();
+    const clock::time_point now = pass.now;
     for (;;) {
       RingParser* parser = reading(now, pass.take_all);
       if (!parser) {
@@ -196,14 +196,14 @@ class PerfRing final : public PolledRing {
     if (handlers_.on_sample(sample) == Action::stop) pass.stopped = true;
   }
 
-  void commit() noexcept override {
+  void commit(const Pass& pass) noexcept override {
     for (auto& ring : rings_)
       if (ring) ring->parser.commit();
-    adapt(stats.records - records_at_adapt_, clock::now(), nullptr);
+    adapt(stats.records - records_at_adapt_, pass.now, nullptr);
   }
 
   void drain(Pass& pass, std::uint64_t budget) override {
-    const clock::time_point now = clock::now();
+    const clock::time_point now = pass.now;
     more = false;
     bool probed = false;
     for (;;) {

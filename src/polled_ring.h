@@ -4,6 +4,7 @@
 
 #include <perfbuf/reader.h>
 
+#include <chrono>
 #include <cstdint>
 #include <optional>
 
@@ -11,8 +12,13 @@ namespace perfbuf::detail {
 
 // What one pass over some rings did.
 struct Pass {
-  explicit Pass(std::uint64_t pass_id) : id(pass_id) {}
+  using clock = std::chrono::steady_clock;
+  Pass(std::uint64_t pass_id, clock::time_point start) : id(pass_id), now(start) {}
   std::uint64_t id;            // tells passes apart: a ring is served once per pass
+  // The time as of the end of the last drain (or the wait before it): rings
+  // and the loop take it from here rather than read the clock again, one
+  // read per drain instead of several.
+  clock::time_point now;
   bool take_all = false;       // consume(): everything written before it, waiting if need be
   std::size_t records = 0;
   bool stopped = false;        // a handler returned Action::stop: the pass ends there
@@ -70,7 +76,7 @@ class PolledRing {
   virtual bool timed() const noexcept { return false; }
   virtual std::optional<std::uint64_t> next_time(Pass&) { return std::nullopt; }
   virtual void take_next(Pass&, bool /*late*/) {}
-  virtual void commit() noexcept {}
+  virtual void commit(const Pass&) noexcept {}
 
   // Perf rings: records the program counted as lost to a full ring. The
   // kernel reports them too, but only once a later record fits: the ring

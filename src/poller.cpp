@@ -43,24 +43,27 @@ Error foreign_fd_error(std::uint64_t token) {
                            "add your fds to your own set, and use wake() to stop a poll()");
 }
 
-// Counts a drain of `ring` and its time, and how full the ring was when it began.
+// Counts a drain of `ring` and its time, and how full the ring was when it
+// began. The drain starts at pass.now and ends with the clock read that
+// moves pass.now on.
 class Telemetry {
  public:
-  explicit Telemetry(PolledRing& ring) : ring_(ring), start_(std::chrono::steady_clock::now()) {
+  Telemetry(PolledRing& ring, Pass& pass) : ring_(ring), pass_(pass), start_(pass.now) {
     ring.stats.fill_high_water = std::max(ring.stats.fill_high_water, ring.fill());
     ++ring.stats.drains;
   }
   ~Telemetry() {  // also when a handler throws
-    ring_.stats.drain_ns += std::chrono::duration_cast<std::chrono::nanoseconds>(
-                                std::chrono::steady_clock::now() - start_)
-                                .count();
+    pass_.now = Pass::clock::now();
+    ring_.stats.drain_ns +=
+        std::chrono::duration_cast<std::chrono::nanoseconds>(pass_.now - start_).count();
   }
   Telemetry(const Telemetry&) = delete;
   Telemetry& operator=(const Telemetry&) = delete;
 
  private:
   PolledRing& ring_;
-  std::chrono::steady_clock::time_point start_;
+  Pass& pass_;
+  Pass::clock::time_point start_;
 };
 
 }  // namespace
@@ -132,7 +135,7 @@ void Poller::drain(PolledRing& ring, Pass& pass, std::uint64_t budget) {
   if (budget != kNoBudget && ring.served_in == pass.id) return;
   ring.served_in = pass.id;
   ring.more = false;
-  Telemetry t(ring);
+  Telemetry t(ring, pass);
   ring.drain(pass, budget);
 }
 
@@ -153,10 +156,11 @@ void Poller::drain_ordered(Pass& pass, std::uint64_t budget, bool hold_recent) {
   // Publishes what was taken on every way out, exceptions included.
   struct CommitAll {
     std::vector<PolledRing*>& rings;
+    const Pass& pass;
     ~CommitAll() {
-      for (PolledRing* r : rings) r->commit();
+      for (PolledRing* r : rings) r->commit(pass);
     }
-  } commit{timed};
+  } commit{timed, pass};
   // Records newer than this may still have older ones on their way into
   // another ring: they wait for a later pass (at most max_delay later).
   // consume() takes all that was written before it began, so it ends even
@@ -169,7 +173,7 @@ void Poller::drain_ordered(Pass& pass, std::uint64_t budget, bool hold_recent) {
   const std::uint64_t limit = now_ns > window_ns ? now_ns - window_ns : 0;
   std::vector<std::optional<std::uint64_t>> next(timed.size());
   // The merge's time goes to the rings by the records each gave.
-  const auto merge_start = std::chrono::steady_clock::now();
+  const Pass::clock::time_point merge_start = pass.now;
   std::vector<std::uint64_t> records_before(timed.size());
   for (std::size_t i = 0; i < timed.size(); ++i) {
     records_before[i] = timed[i]->stats.records;
@@ -193,7 +197,7 @@ void Poller::drain_ordered(Pass& pass, std::uint64_t budget, bool hold_recent) {
       // Not sooner than half a window from now, so that a steady stream is
       // released in batches rather than a pass per record.
       const clock::duration batch = std::min<clock::duration>(options_.window / 2, options_.max_delay);
-      release_at_ = clock::now() + std::max<clock::duration>(
+      release_at_ = pass.now + std::max<clock::duration>(
                                        std::chrono::nanoseconds(*next[best] - limit), batch);
       break;
     }
@@ -208,9 +212,10 @@ void Poller::drain_ordered(Pass& pass, std::uint64_t budget, bool hold_recent) {
   }
   std::uint64_t merged = 0;
   for (std::size_t i = 0; i < timed.size(); ++i) merged += timed[i]->stats.records - records_before[i];
+  pass.now = clock::now();
   if (merged > 0) {
-    const std::uint64_t merge_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
-                                       std::chrono::steady_clock::now() - merge_start).count();
+    const std::uint64_t merge_ns =
+        std::chrono::duration_cast<std::chrono::nanoseconds>(pass.now - merge_start).count();
     for (std::size_t i = 0; i < timed.size(); ++i)
       timed[i]->stats.drain_ns += merge_ns * (timed[i]->stats.records - records_before[i]) / merged;
   }
@@ -253,11 +258,12 @@ Result<std::size_t> Poller::poll(std::chrono::milliseconds timeout, const sigset
   clock::time_point now = clock::now();
   const clock::time_point deadline = forever ? clock::time_point::max() : now + timeout;
   for (;;) {
-    Pass pass(++passes_);
+    Pass pass(++passes_, now);
     if (options_.busy_poll.count() > 0) {
       const clock::time_point spin_end = std::min(deadline, now + options_.busy_poll);
       while (!any_readable() && now < spin_end) now = clock::now();
       if (any_readable()) {
+        pass.now = now;
         if (drain_all(pass, options_.ring_budget)) last_flush_ = now;
         if (pass.records > 0 || pass.error) {
           // No wait happened: deliver a signal the caller unblocks for the wait now.
@@ -281,6 +287,7 @@ Result<std::size_t> Poller::poll(std::chrono::milliseconds timeout, const sigset
       if (errno == EINTR) return Error(EINTR, "epoll_pwait: interrupted by a signal");
       return sys::last_error("epoll_pwait");
     }
+    pass.now = clock::now();
     // Every ring epoll reported is drained, even after one fails: its readiness is used up.
     bool woken = false, ready = false;
     sys::CpuEvents cpu_events;
@@ -310,7 +317,7 @@ Result<std::size_t> Poller::poll(std::chrono::milliseconds timeout, const sigset
     }
     if (ready) drain_ordered(pass, options_.ring_budget, /*hold_recent=*/true);
     else drain_more(pass);
-    now = clock::now();
+    now = pass.now;
     // Records below the wakeup threshold: drain every ring at least every
     // flush_every; and records the reorder window held back, once it has passed.
     if (!pass.stopped && now >= next_flush && drain_all(pass, options_.ring_budget))
@@ -323,14 +330,14 @@ Result<std::size_t> Poller::poll(std::chrono::milliseconds timeout, const sigset
 
 // Without a budget: everything up to where each ring's head was when its drain began.
 Result<std::size_t> Poller::consume() {
-  Pass pass(++passes_);
+  Pass pass(++passes_, clock::now());
   pass.take_all = true;
-  if (drain_all(pass, kNoBudget)) last_flush_ = clock::now();
+  if (drain_all(pass, kNoBudget)) last_flush_ = pass.now;
   return pass.result();
 }
 
 Result<std::size_t> Poller::consume(PolledRing& ring) {
-  Pass pass(++passes_);
+  Pass pass(++passes_, clock::now());
   pass.take_all = true;
   drain(ring, pass, kNoBudget);
   return pass.result();

@@ -158,12 +158,14 @@ struct Reader::Impl {
                               " (0: the constructor's, 1: the first add()ed; this reader has " +
                               std::to_string(sources.size()) + ")");
     sources[source]->count_outputs(sys::dup_map_fd(counts_fd));
+    counted = true;
     last_count_read = {};  // read at the next chance
   }
 
   // Reads the programs' output counts at most every max_delay (one system
   // call per counted map: a loss is reported within the delivery bound), or now.
   Result<std::size_t> read_counts(Result<std::size_t> result, bool now) {
+    if (!counted) return result;
     const auto t = std::chrono::steady_clock::now();
     if (!now && t - last_count_read < options.max_delay) return result;
     last_count_read = t;
@@ -174,6 +176,7 @@ struct Reader::Impl {
     }
     return result;
   }
+  bool counted = false;  // some map's outputs are counted (count_outputs)
   std::chrono::steady_clock::time_point last_count_read{};
 
   detail::PolledRing& ring(std::size_t index, const char* call) const {

@@ -85,7 +85,7 @@ class RingbufRing final : public PolledRing {
   // watermark (and a drain every kAdaptivePoll) while it is heavy.
   void adapt(std::uint64_t records, Pass& pass) {
     if (!counts_ || wakeup_.mode != Wakeup::Mode::adaptive ||
-        !switch_.update(records, RateSwitch::clock::now()))
+        !switch_.update(records, pass.now))
       return;
     try {
       counts_->set_wakeup_bytes(wakeup_bytes());
