@@ -531,9 +531,20 @@ TEST(TraceCli, OrderedPrintsRecordsWaitingOnTwoCpusInTimeOrder) {
     cpus.push_back(line["cpu"].get<int>());
   }
   EXPECT_EQ(backwards, 0u);
-  ASSERT_EQ(cpus.size(), 2u * kTurns) << last_line(out);
-  for (std::size_t i = 0; i < cpus.size(); ++i)
-    ASSERT_EQ(cpus[i], i % 2 ? *other : 0) << "record " << i << " printed out of turn";
+  // The turns, and under a sanitizer a few writes of its runtime as the
+  // threads start or end (ASan: one per thread).
+  ASSERT_GE(cpus.size(), 2u * kTurns) << last_line(out);
+  ASSERT_LE(cpus.size(), 2u * kTurns + 8) << last_line(out);
+  // The longest stretch of records that alternate between the two CPUs: the
+  // turns, in order; printed ring by ring, a stretch of two.
+  std::size_t longest = 1, run = 1;
+  for (std::size_t i = 1; i < cpus.size(); ++i) {
+    run = cpus[i] != cpus[i - 1] ? run + 1 : 1;
+    longest = std::max(longest, run);
+  }
+  std::string sequence;
+  for (int cpu : cpus) sequence += std::to_string(cpu);
+  EXPECT_GE(longest, 2u * kTurns - 2) << "printed out of turn: " << sequence;
 }
 
 // The tool's own writes (its output) are not traced, or printing would feed the count.
