@@ -104,6 +104,14 @@ inline void expect_prompt_polls(Reader& reader, int polls, std::size_t per_poll)
   }
 }
 
+// Keeps the calling thread on `cpu`; false if the kernel refused.
+inline bool pin_to_cpu(int cpu) {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  CPU_SET(cpu, &set);
+  return sched_setaffinity(0, sizeof set, &set) == 0;
+}
+
 // A child process that makes exactly `writes` write(2) calls once released,
 // then, if `then_writes` is not 0, `then_writes` more once released again, and
 // exits. Its pid is known before it writes, so a tracer can filter on it.
@@ -123,12 +131,7 @@ class WritingChild {
         if (count == 0) break;
         char c;
         if (read(go[0], &c, 1) != 1) _exit(1);
-        if (pin_cpu >= 0) {
-          cpu_set_t set;
-          CPU_ZERO(&set);
-          CPU_SET(pin_cpu, &set);
-          if (sched_setaffinity(0, sizeof set, &set) != 0) _exit(2);
-        }
+        if (pin_cpu >= 0 && !pin_to_cpu(pin_cpu)) _exit(2);
         for (int i = 0; i < count; ++i)
           if (write(STDOUT_FILENO, "", 0) != 0) _exit(1);
       }

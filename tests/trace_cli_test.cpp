@@ -489,10 +489,7 @@ TEST(TraceCli, OrderedPrintsRecordsWaitingOnTwoCpusInTimeOrder) {
     int to_second[2], to_first[2];
     if (pipe(to_second) != 0 || pipe(to_first) != 0) _exit(2);
     auto take_turns = [&](int cpu, bool first) {
-      cpu_set_t set;
-      CPU_ZERO(&set);
-      CPU_SET(cpu, &set);
-      if (sched_setaffinity(0, sizeof set, &set) != 0) _exit(3);
+      if (!testing::pin_to_cpu(cpu)) _exit(3);
       char x = 'x';
       for (int i = 0; i < kTurns; ++i) {
         if (!first && read(to_second[0], &x, 1) != 1) _exit(4);
