@@ -3,7 +3,6 @@
 
 #include <bpf/bpf.h>
 #include <dirent.h>
-#include <sched.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <signal.h>
