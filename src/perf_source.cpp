@@ -128,7 +128,9 @@ class PerfRing final : public PolledRing {
         slot_(slot),
         handlers_(handlers),
         scratch_(scratch),
-        timestamps_(timestamps) {}
+        timestamps_(timestamps) {
+    update_timer();
+  }
 
   // The ring of Options::pages_per_cpu.
   int fd() const noexcept override { return rings_[0]->fd.get(); }
@@ -146,11 +148,6 @@ class PerfRing final : public PolledRing {
     for (const auto& ring : rings_)
       if (ring) bytes += ring->parser.readable();
     return bytes;
-  }
-  bool polled() const noexcept override { return rings_[1] && active_ == 0; }
-  // Every record wakes the reader: nothing waits for a flush.
-  bool needs_flush() const noexcept override {
-    return !wakes_every_record_ && !(rings_[1] && active_ == 1 && old_ < 0);
   }
 
   bool timed() const noexcept override { return timestamps_; }
@@ -231,7 +228,9 @@ class PerfRing final : public PolledRing {
     if (pass.take_all)  // consume(): losses no later record would report
       for (int i = 0; i < 2; ++i)
         if (rings_[i]) read_lost(i);
-    adapt(stats.records - records_at_adapt_, now, &pass);
+    // (Not again at the same time for nothing, after the burst check alone.)
+    if (!probed || stats.records != records_at_adapt_)
+      adapt(stats.records - records_at_adapt_, now, &pass);
   }
 
   void counted_loss(std::uint64_t count) override {
@@ -257,6 +256,7 @@ class PerfRing final : public PolledRing {
     rings_[0] = std::move(polled);
     rings_[1] = std::move(woken);
     ++stats.reopens;
+    update_timer();
     slot_owners().store_if_owner(slot_, cpu(), rings_[active_]->fd.get());
   }
 
@@ -294,6 +294,7 @@ class PerfRing final : public PolledRing {
     // No record may bring the kernel's report of a loss in the old ring now.
     read_lost(old_);
     old_ = -1;
+    update_timer();
     return &rings_[active_]->parser;
   }
 
@@ -331,6 +332,18 @@ class PerfRing final : public PolledRing {
     return r.records;
   }
 
+  // The polled ring of Wakeup::adaptive() is drained on a timer; a ring that
+  // wakes the reader on every record needs none, a threshold needs the flush
+  // (as does a woken ring while the polled one it left is still read).
+  void update_timer() {
+    if (rings_[1] && active_ == 0)
+      set_timer(RingTimer::poll);
+    else if (wakes_every_record_ || (rings_[1] && old_ < 0))
+      set_timer(RingTimer::none);
+    else
+      set_timer(RingTimer::flush);
+  }
+
   // Wakeup::adaptive(): counts what was handed out and moves the map slot to
   // the other ring when the rate crosses a threshold.
   void adapt(std::uint64_t records, clock::time_point now, Pass* pass) {
@@ -345,6 +358,7 @@ class PerfRing final : public PolledRing {
     }
     old_ = active_;
     active_ = next;
+    update_timer();
     switched_at_ = clock::now();
     more = true;  // read the old ring to its end now, not at the next wakeup or flush
   }

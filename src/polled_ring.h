@@ -33,6 +33,27 @@ struct Pass {
   }
 };
 
+// What a ring needs from the loop's timer.
+enum class RingTimer : std::uint8_t {
+  // It wakes the reader for every record: an idle reader then sleeps for as
+  // long as its caller lets it.
+  none,
+  // Records may wait in it without waking the reader (a watermark, every n
+  // records): the loop drains it every max_delay.
+  flush,
+  // It does not wake the reader now (Wakeup::adaptive() under heavy
+  // traffic): the loop drains it every kAdaptivePoll.
+  poll,
+};
+
+// How many of a loop's rings need each timer. The rings keep it up to date
+// as they change, so the loop does not ask every ring before each wait.
+struct RingTimers {
+  std::uint32_t count[3] = {};
+  std::uint32_t& operator[](RingTimer t) noexcept { return count[static_cast<int>(t)]; }
+  std::uint32_t operator[](RingTimer t) const noexcept { return count[static_cast<int>(t)]; }
+};
+
 // The handlers of one map, shared by its rings.
 struct Handlers {
   SampleHandler on_sample;
@@ -51,14 +72,6 @@ class PolledRing {
   // A second fd epoll watches for the same ring, or -1 (Wakeup::adaptive()
   // gives a perf CPU two events).
   virtual int second_fd() const noexcept { return -1; }
-  // Whether the ring does not wake the reader now, so the loop must drain it
-  // every kAdaptivePoll (Wakeup::adaptive() under heavy traffic).
-  virtual bool polled() const noexcept { return false; }
-  // Whether records may wait in the ring without waking the reader (a
-  // watermark, every n records), so the loop must drain it every max_delay.
-  // A ring that wakes the reader for every record needs no timer: an idle
-  // reader then sleeps for as long as its caller lets it.
-  virtual bool needs_flush() const noexcept { return true; }
   // Whether records are waiting (busy polling looks here without a wakeup).
   virtual bool readable() const noexcept = 0;
   // The bytes waiting to be read (for CpuStats::fill_high_water).
@@ -90,10 +103,33 @@ class PolledRing {
   // spin on it.
   virtual bool edge_triggered() const noexcept { return false; }
 
+  RingTimer timer() const noexcept { return timer_; }
+  // Counts this ring's timer in `timers` (the loop's) from now on, and no
+  // longer in the counts it was in before; nullptr: in none.
+  void count_timer_in(RingTimers* timers) noexcept {
+    if (timers_) --(*timers_)[timer_];
+    timers_ = timers;
+    if (timers_) ++(*timers_)[timer_];
+  }
+
   int cpu() const noexcept { return stats.cpu; }  // -1: a ring shared by all CPUs
   CpuStats stats;
   bool more = false;           // records left behind by a budget or a stop: serve again soon
   std::uint64_t served_in = 0;  // the id of the last pass that drained it
+  bool listed_more = false;     // in the loop's list of rings with more to serve
+  std::uint32_t id = 0;         // the loop's id for it (Poller::add)
+
+ protected:
+  // A ring calls this whenever what it needs from the timer changes.
+  void set_timer(RingTimer timer) noexcept {
+    if (timer == timer_) return;
+    if (timers_) --(*timers_)[timer_], ++(*timers_)[timer];
+    timer_ = timer;
+  }
+
+ private:
+  RingTimer timer_ = RingTimer::flush;
+  RingTimers* timers_ = nullptr;
 };
 
 }  // namespace perfbuf::detail

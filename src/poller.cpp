@@ -85,9 +85,8 @@ bool Poller::on_cpus_changed(std::function<void(const sys::CpuEvents&)> changed)
 }
 
 void Poller::rewatch(PolledRing& ring) {
-  const auto it = std::find(rings_.begin(), rings_.end(), &ring);
-  if (it == rings_.end()) return;
-  const std::uint64_t token = kTokenTag | static_cast<std::uint64_t>(it - rings_.begin());
+  if (ring.id >= rings_.size() || rings_[ring.id] != &ring) return;
+  const std::uint64_t token = kTokenTag | ring.id;
   for (int fd : {ring.fd(), ring.second_fd()})
     if (fd >= 0) sys::epoll_add(epoll_.get(), fd, token, ring.edge_triggered());
 }
@@ -109,6 +108,8 @@ std::uint32_t Poller::add(PolledRing& ring) {
     rings_.push_back(&ring);
   else
     *free = &ring;
+  ring.id = id;
+  ring.count_timer_in(&timers_);
   events_.resize(2 * rings_.size() + 1);  // up to two fds a ring, + the wake eventfd
   return id;
 }
@@ -117,7 +118,8 @@ void Poller::remove(std::uint32_t id) noexcept {
   if (id >= rings_.size() || !rings_[id]) return;
   sys::epoll_del(epoll_.get(), rings_[id]->fd());
   if (rings_[id]->second_fd() >= 0) sys::epoll_del(epoll_.get(), rings_[id]->second_fd());
-  rings_[id] = nullptr;
+  rings_[id]->count_timer_in(nullptr);
+  rings_[id] = nullptr;  // (an entry left in more_ is skipped)
 }
 
 PolledRing* Poller::ring_of(std::uint64_t token) const {
@@ -129,14 +131,27 @@ PolledRing* Poller::ring_of(std::uint64_t token) const {
 void Poller::drain(PolledRing& ring, Pass& pass, std::uint64_t budget) {
   if (pass.stopped) {  // a handler ended the pass: what this ring holds waits for the next
     ring.more = ring.more || ring.readable();
+    list_if_more(ring);
     return;
   }
   // At most one budget per ring per pass, whether woken, left over or flushed.
-  if (budget != kNoBudget && ring.served_in == pass.id) return;
+  if (budget != kNoBudget && ring.served_in == pass.id) {
+    list_if_more(ring);  // still listed for the next pass
+    return;
+  }
   ring.served_in = pass.id;
   ring.more = false;
-  Telemetry t(ring, pass);
-  ring.drain(pass, budget);
+  {
+    Telemetry t(ring, pass);
+    ring.drain(pass, budget);
+  }
+  list_if_more(ring);
+}
+
+void Poller::list_if_more(PolledRing& ring) {
+  if (!ring.more || ring.listed_more) return;
+  ring.listed_more = true;
+  more_.push_back(ring.id);
 }
 
 bool Poller::drain_all(Pass& pass, std::uint64_t budget) {
@@ -157,10 +172,14 @@ void Poller::drain_ordered(Pass& pass, std::uint64_t budget, bool hold_recent) {
   struct CommitAll {
     std::vector<PolledRing*>& rings;
     const Pass& pass;
+    Poller& poller;
     ~CommitAll() {
-      for (PolledRing* r : rings) r->commit(pass);
+      for (PolledRing* r : rings) {
+        r->commit(pass);
+        poller.list_if_more(*r);
+      }
     }
-  } commit{timed, pass};
+  } commit{timed, pass, *this};
   // Records newer than this may still have older ones on their way into
   // another ring: they wait for a later pass (at most max_delay later).
   // consume() takes all that was written before it began, so it ends even
@@ -224,12 +243,23 @@ void Poller::drain_ordered(Pass& pass, std::uint64_t budget, bool hold_recent) {
 }
 
 void Poller::drain_more(Pass& pass) {
-  if (options_.ordered) {
-    if (any_more()) drain_ordered(pass, options_.ring_budget, /*hold_recent=*/true);
-    return;
+  if (more_.empty()) return;
+  // Taken off the list first: a drain lists its ring again if it leaves more.
+  serving_.swap(more_);
+  bool any = false;
+  for (std::uint32_t id : serving_) {
+    if (id >= rings_.size() || !rings_[id]) continue;  // removed since
+    rings_[id]->listed_more = false;
+    any = any || rings_[id]->more;
   }
-  for (PolledRing* ring : rings_)
-    if (ring && ring->more) drain(*ring, pass, options_.ring_budget);
+  if (options_.ordered) {
+    if (any) drain_ordered(pass, options_.ring_budget, /*hold_recent=*/true);
+  } else {
+    for (std::uint32_t id : serving_)
+      if (id < rings_.size() && rings_[id] && rings_[id]->more)
+        drain(*rings_[id], pass, options_.ring_budget);
+  }
+  serving_.clear();
 }
 
 bool Poller::any_readable() const {
@@ -238,18 +268,10 @@ bool Poller::any_readable() const {
 }
 
 std::optional<Poller::clock::duration> Poller::flush_interval() const {
-  bool flush = false;  // (records the reorder window holds back have release_at_)
-  for (const PolledRing* r : rings_) {
-    if (!r) continue;
-    if (r->polled()) return std::min<clock::duration>(options_.max_delay, kAdaptivePoll);
-    flush = flush || r->needs_flush();
-  }
-  if (!flush) return std::nullopt;
-  return options_.max_delay;
-}
-
-bool Poller::any_more() const {
-  return std::any_of(rings_.begin(), rings_.end(), [](const PolledRing* r) { return r && r->more; });
+  // (records the reorder window holds back have release_at_)
+  if (timers_[RingTimer::poll] > 0) return std::min<clock::duration>(options_.max_delay, kAdaptivePoll);
+  if (timers_[RingTimer::flush] > 0) return options_.max_delay;
+  return std::nullopt;
 }
 
 Result<std::size_t> Poller::poll(std::chrono::milliseconds timeout, const sigset_t* sigmask) {
@@ -278,7 +300,7 @@ Result<std::size_t> Poller::poll(std::chrono::milliseconds timeout, const sigset
         std::min(flush_every ? last_flush_ + *flush_every : clock::time_point::max(), release_at_);
     // Rings left with records by their budget are served again without a wait.
     const clock::duration wait =
-        any_more() ? clock::duration::zero()
+        !more_.empty() ? clock::duration::zero()
                    : std::clamp<clock::duration>(std::min(deadline, next_flush) - now,
                                                  clock::duration::zero(), std::chrono::hours(24));
     const int n = sys::epoll_wait_for(epoll_.get(), events_.data(),

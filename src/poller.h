@@ -60,13 +60,13 @@ class Poller {
   // Ordered mode: the timed rings merged by time, the others as they come.
   // hold_recent: records younger than the window wait (consume() takes all).
   void drain_ordered(Pass& pass, std::uint64_t budget, bool hold_recent);
-  // The rings whose last drain ran out of budget.
+  // The rings whose last drain left records (more_).
   void drain_more(Pass& pass);
+  void list_if_more(PolledRing& ring);
   bool any_readable() const;
-  bool any_more() const;
   // How often every ring must be drained: kAdaptivePoll while a ring is
   // polled, max_delay while records may wait below a wakeup threshold, never
-  // when every ring wakes the reader per record.
+  // when every ring wakes the reader per record (from timers_, O(1)).
   std::optional<clock::duration> flush_interval() const;
   PolledRing* ring_of(std::uint64_t token) const;
 
@@ -77,6 +77,10 @@ class Poller {
   std::function<void(const sys::CpuEvents&)> cpus_changed_;
   std::vector<PolledRing*> rings_;   // by id; nullptr where a ring was removed
   std::vector<epoll_event> events_;
+  RingTimers timers_;                // what the rings need from the timer
+  // Ids of rings that were left with records to serve again without a wait
+  // (PolledRing::more), each listed once; serving_: the list being served.
+  std::vector<std::uint32_t> more_, serving_;
   clock::time_point last_flush_ = clock::now();
   std::uint64_t last_time_ = 0;  // ordered mode: the newest time handed out
   // Ordered mode: when the oldest record held back by the window may go out;

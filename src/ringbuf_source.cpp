@@ -22,15 +22,15 @@ class RingbufRing final : public PolledRing {
         cursor_(static_cast<std::uint64_t*>(mappings_.consumer.get()),
                 static_cast<const std::uint64_t*>(mappings_.producer.get()),
                 static_cast<const std::byte*>(mappings_.producer.get()) + sys::page_size(), size),
-        handlers_(handlers) {}
+        handlers_(handlers) {
+    update_timer();
+  }
 
   // The map fd itself: the kernel reports it readable when records are waiting.
   int fd() const noexcept override { return map_fd_.get(); }
   bool edge_triggered() const noexcept override { return true; }
   bool readable() const noexcept override { return cursor_.readable() != 0; }
   std::uint64_t fill() const noexcept override { return cursor_.readable(); }
-  bool polled() const noexcept override { return counts_ && switch_.polled(); }
-  bool needs_flush() const noexcept override { return !kernel_wakes_per_record(); }
 
   // The program's counts map (<perfbuf/bpf.h>): through it the reader tells
   // the program when to wake it. Without one the kernel's rule stays: a
@@ -38,6 +38,7 @@ class RingbufRing final : public PolledRing {
   void control(OutputCounts& counts) {
     counts.set_wakeup_bytes(wakeup_bytes());
     counts_ = &counts;
+    update_timer();
   }
 
   void drain(Pass& pass, std::uint64_t budget) override {
@@ -92,6 +93,18 @@ class RingbufRing final : public PolledRing {
     } catch (const Error& e) {
       pass.add_error(e);
     }
+    update_timer();
+  }
+
+  // Polled while the switch says so; the kernel's rule wakes the reader per
+  // record; a watermark needs the flush.
+  void update_timer() {
+    if (counts_ && switch_.polled())
+      set_timer(RingTimer::poll);
+    else if (kernel_wakes_per_record())
+      set_timer(RingTimer::none);
+    else
+      set_timer(RingTimer::flush);
   }
 
   Wakeup wakeup_;
