@@ -4,11 +4,23 @@
 
 #include <perfbuf/reader.h>
 
+#include <time.h>
+
 #include <chrono>
 #include <cstdint>
 #include <optional>
 
 namespace perfbuf::detail {
+
+// steady_clock::now() read in place rather than through the C++ library
+// (the same clock, CLOCK_MONOTONIC): the poll loop reads it a few times per
+// wakeup, and each call into another library is more code to bring in.
+inline std::chrono::steady_clock::time_point steady_now() noexcept {
+  timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return std::chrono::steady_clock::time_point(std::chrono::seconds(t.tv_sec) +
+                                               std::chrono::nanoseconds(t.tv_nsec));
+}
 
 // What one pass over some rings did.
 struct Pass {

@@ -53,7 +53,7 @@ class Telemetry {
     ++ring.stats.drains;
   }
   ~Telemetry() {  // also when a handler throws
-    pass_.now = Pass::clock::now();
+    pass_.now = steady_now();
     ring_.stats.drain_ns +=
         std::chrono::duration_cast<std::chrono::nanoseconds>(pass_.now - start_).count();
   }
@@ -277,7 +277,7 @@ std::optional<Poller::clock::duration> Poller::flush_interval() const {
 Result<std::size_t> Poller::poll(std::chrono::milliseconds timeout, const sigset_t* sigmask) {
   // Negative, or too long to add to a time point without overflow: no limit.
   const bool forever = timeout.count() < 0 || timeout > std::chrono::hours(24 * 365);
-  clock::time_point now = clock::now();
+  clock::time_point now = steady_now();
   const clock::time_point deadline = forever ? clock::time_point::max() : now + timeout;
   for (;;) {
     Pass pass(++passes_, now);
@@ -309,7 +309,7 @@ Result<std::size_t> Poller::poll(std::chrono::milliseconds timeout, const sigset
       if (errno == EINTR) return Error(EINTR, "epoll_pwait: interrupted by a signal");
       return sys::last_error("epoll_pwait");
     }
-    pass.now = clock::now();
+    pass.now = steady_now();
     // Every ring epoll reported is drained, even after one fails: its readiness is used up.
     bool woken = false, ready = false;
     sys::CpuEvents cpu_events;

@@ -164,8 +164,8 @@ struct Reader::Impl {
 
   // Reads the programs' output counts at most every max_delay (one system
   // call per counted map: a loss is reported within the delivery bound), or now.
-  Result<std::size_t> read_counts(Result<std::size_t> result, bool now) {
-    if (!counted) return result;
+  Result<std::size_t> read_counts(Result<std::size_t>&& result, bool now) {
+    if (!counted) return std::move(result);
     const auto t = std::chrono::steady_clock::now();
     if (!now && t - last_count_read < options.max_delay) return result;
     last_count_read = t;
@@ -214,7 +214,9 @@ Result<std::size_t> Reader::poll(std::chrono::milliseconds timeout) {
 }
 
 Result<std::size_t> Reader::poll(std::chrono::milliseconds timeout, const sigset_t* sigmask) {
-  return impl_->read_counts(impl_->poller.poll(timeout, sigmask), /*now=*/false);
+  Result<std::size_t> result = impl_->poller.poll(timeout, sigmask);
+  if (!impl_->counted) return result;  // (the common case, without a call)
+  return impl_->read_counts(std::move(result), /*now=*/false);
 }
 
 Result<std::size_t> Reader::consume() {

@@ -211,7 +211,11 @@ DrainResult RingParser::drain(Visitor&& visitor, std::span<std::byte> scratch) {
     ~TailCommit() { ring.commit(); }
   } commit{*this};
 
-  while (const auto rec = peek_until(head, scratch)) {
+  // After a record the checks of a peek at the head would pass (the cursor
+  // stays aligned, below the head): an empty ring is looked at once.
+  for (bool first = true; first || pos_ != head; first = false) {
+    const auto rec = peek_until(head, scratch);
+    if (!rec) break;
     advance();  // before the visitor: a record whose handler throws counts as consumed
     result.bytes = pos_ - start;
     if (rec->kind == RingRecord::Kind::lost) {
