@@ -8,7 +8,6 @@
 #include <map>
 #include <mutex>
 #include <string>
-#include <thread>
 
 #include "adaptive.h"
 #include "slot_owners.h"
@@ -43,7 +42,7 @@ perf_event_attr ring_attr(const Options& o, std::size_t ring_bytes) {
       attr.wakeup_events = o.wakeup.value;
       break;
     case Wakeup::Mode::watermark_bytes:
-    case Wakeup::Mode::adaptive:  // the polled ring: wakes a reader that polls too rarely
+    case Wakeup::Mode::adaptive:  // the ring's own event: wakes a reader that polls too rarely
       attr.watermark = 1;
       attr.wakeup_watermark = watermark_bytes(o.wakeup, ring_bytes);
       break;
@@ -51,7 +50,9 @@ perf_event_attr ring_attr(const Options& o, std::size_t ring_bytes) {
   return attr;
 }
 
-// One perf event and its mapped ring.
+// One CPU's mapped ring and the events that write into it: the event it was
+// mapped for and, under Wakeup::adaptive(), a second event whose records go
+// to the same ring (PERF_EVENT_IOC_SET_OUTPUT) but wake the reader on every one.
 struct EventRing {
   EventRing(sys::Fd event, sys::Mapping ring, std::size_t ring_bytes, bool timestamps,
             bool reads_lost)
@@ -60,29 +61,25 @@ struct EventRing {
         parser(static_cast<perf_event_mmap_page*>(mapping.get()),
                {static_cast<std::byte*>(mapping.get()) + sys::page_size(), ring_bytes}, timestamps),
         reads_lost(reads_lost) {}
-  // The records the kernel dropped on this ring so far (PERF_FORMAT_LOST);
-  // 0 where the kernel cannot tell.
+  // The records the kernel dropped on this ring so far, by either event
+  // (PERF_FORMAT_LOST); 0 where the kernel cannot tell.
   std::uint64_t lost() const noexcept {
-    std::uint64_t values[2] = {};  // {value, lost}
-    if (!reads_lost || ::read(fd.get(), values, sizeof values) != sizeof values) return 0;
-    return values[1];
+    std::uint64_t total = 0;
+    for (const sys::Fd* event : {&fd, &woken}) {
+      std::uint64_t values[2] = {};  // {value, lost}
+      if (reads_lost && event->get() >= 0 &&
+          ::read(event->get(), values, sizeof values) == sizeof values)
+        total += values[1];
+    }
+    return total;
   }
-  sys::Fd fd;
+  sys::Fd fd;     // the event the ring was mapped for
+  sys::Fd woken;  // Wakeup::adaptive(): the event that wakes per record, or none
   sys::Mapping mapping;
   RingParser parser;
   bool reads_lost;
   std::uint64_t lost_read = 0;  // lost() when last read
 };
-
-// Wakeup::adaptive(): the ring that wakes the reader on every record while
-// traffic is light: a quarter of the polled ring (of pages_per_cpu), at least
-// 64 KiB (or all of a smaller ring). It only has to hold what arrives until
-// the reader, woken by the first record of a burst, moves the slot to the
-// polled ring; the polled ring holds what arrives between two drains of
-// sustained heavy traffic, and a reader that is late to be scheduled.
-std::size_t woken_ring_bytes(std::size_t ring_bytes) {
-  return std::min(ring_bytes, std::max<std::size_t>(ring_bytes / 4, 64 * 1024));
-}
 
 std::unique_ptr<EventRing> open_event_ring(perf_event_attr& attr, int cpu, std::size_t ring_bytes,
                                            bool timestamps) {
@@ -99,32 +96,29 @@ std::unique_ptr<EventRing> open_event_ring(perf_event_attr& attr, int cpu, std::
                                      attr.read_format != 0);
 }
 
-// After the map slot is pointed at the other ring, an output that read the
-// slot just before may still land in the old ring: the new ring's records
-// wait this long after the old ring is empty. (The kernel writes a perf
-// record with preemption off, so such a write ends within microseconds,
-// unless a virtual machine's CPU is stopped by its host meanwhile: a record
-// that lands even later is handed out at once, flagged late.)
+// After the map slot is pointed from the event that wakes per record back to
+// the one that does not, an output that read the slot just before may still
+// land through the latter and wake nobody: the loop keeps the max_delay
+// flush until a drain this long after the switch. (The kernel writes a perf
+// record with preemption off, so such a write ends within microseconds.)
 constexpr std::chrono::milliseconds kSwitchGrace{1};
 
-// The perf ring(s) of one CPU. With Wakeup::adaptive() there are two: a
-// small one that wakes the reader on every record, where the map slot points
-// while traffic is light, and one of pages_per_cpu that the reader polls,
-// where it points while traffic is heavy (RateSwitch decides). After a switch the old ring is
-// read to the end before the new one, so the CPU's records stay in order.
+// The perf ring of one CPU. With Wakeup::adaptive() two events write into it:
+// the map slot points to the one that wakes the reader on every record while
+// traffic is light, and to the one that wakes it only at the watermark (the
+// reader polls the ring) while traffic is heavy; RateSwitch decides. One
+// ring, so a CPU's records stay in the order they were written whichever
+// event wrote them, and a burst has the whole ring to land in.
 class PerfRing final : public PolledRing {
  public:
   using clock = std::chrono::steady_clock;
 
-  // polled: the ring of pages_per_cpu (under Wakeup::adaptive(), the one
-  // that does not wake the reader per record); woken: adaptive's ring that does.
-  PerfRing(int cpu, int index, std::unique_ptr<EventRing> polled, std::unique_ptr<EventRing> woken,
-           Slot slot, bool wakes_every_record, bool timestamps, const Handlers& handlers,
-           std::vector<std::byte>& scratch)
+  PerfRing(int cpu, int index, std::unique_ptr<EventRing> ring, Slot slot, bool wakes_every_record,
+           bool timestamps, const Handlers& handlers, std::vector<std::byte>& scratch)
       : PolledRing(cpu, index),
         wakes_every_record_(wakes_every_record),
-        rings_{std::move(polled), std::move(woken)},
-        active_(rings_[1] ? 1 : 0),
+        ring_(std::move(ring)),
+        woken_active_(ring_->woken.get() >= 0),
         slot_(slot),
         handlers_(handlers),
         scratch_(scratch),
@@ -132,56 +126,46 @@ class PerfRing final : public PolledRing {
     update_timer();
   }
 
-  // The ring of Options::pages_per_cpu.
-  int fd() const noexcept override { return rings_[0]->fd.get(); }
-  int second_fd() const noexcept override { return rings_[1] ? rings_[1]->fd.get() : -1; }
+  // The event the ring was mapped for: its fd reports the wakeups of both.
+  int fd() const noexcept override { return ring_->fd.get(); }
   // The event the map slot holds now.
-  int slot_fd() const noexcept { return rings_[active_]->fd.get(); }
+  int slot_fd() const noexcept { return woken_active_ ? ring_->woken.get() : ring_->fd.get(); }
   bool readable() const noexcept override {
     for (const auto& ring : retired_)
       if (ring->parser.unread() != 0) return true;
-    return rings_[0]->parser.readable() != 0 || (rings_[1] && rings_[1]->parser.readable() != 0);
+    return ring_->parser.readable() != 0;
   }
   std::uint64_t fill() const noexcept override {
-    std::uint64_t bytes = 0;
+    std::uint64_t bytes = ring_->parser.readable();
     for (const auto& ring : retired_) bytes += ring->parser.readable();
-    for (const auto& ring : rings_)
-      if (ring) bytes += ring->parser.readable();
     return bytes;
   }
 
   bool timed() const noexcept override { return timestamps_; }
 
   std::optional<std::uint64_t> next_time(Pass& pass) override {
-    const clock::time_point now = pass.now;
     for (;;) {
-      RingParser* parser = reading(now, pass.take_all);
-      if (!parser) {
-        more = true;  // the new ring's records wait out the grace
-        return std::nullopt;
-      }
-      const std::optional<RingRecord> rec = parser->peek(scratch_);
+      RingParser& parser = reading();
+      const std::optional<RingRecord> rec = parser.peek(scratch_);
       if (!rec) {
-        if (parser->corrupt()) {
-          report_corrupt(pass, parser->corrupt());
-          parser->skip_to_head();
+        if (parser.corrupt()) {
+          report_corrupt(pass, parser.corrupt());
+          parser.skip_to_head();
         }
-        if (parser == &rings_[active_]->parser) return std::nullopt;
-        continue;  // the old ring is empty: on to the active one
+        if (&parser == &ring_->parser) return std::nullopt;
+        continue;  // a retired ring is empty: on to the next
       }
       if (rec->kind == RingRecord::Kind::sample) {
-        next_ = parser;
-        next_stray_ = stray_;
+        next_ = &parser;
         return rec->sample.time_ns;
       }
-      parser->advance();  // loss reports are not ordered: they go out at once
+      parser.advance();  // loss reports are not ordered: they go out at once
       on_lost(rec->lost);
     }
   }
 
   void take_next(Pass& pass, bool late) override {
     if (!next_) return;
-    late = late || next_stray_;
     const std::optional<RingRecord> rec = next_->peek(scratch_);  // what next_time() saw
     if (!rec) return;
     next_->advance();  // before the handler: a record whose handler throws counts as consumed
@@ -194,43 +178,41 @@ class PerfRing final : public PolledRing {
   }
 
   void commit(const Pass& pass) noexcept override {
-    for (auto& ring : rings_)
-      if (ring) ring->parser.commit();
+    ring_->parser.commit();
+    for (auto& ring : retired_) ring->parser.commit();
     adapt(stats.records - records_at_adapt_, pass.now, nullptr);
   }
 
   void drain(Pass& pass, std::uint64_t budget) override {
-    const clock::time_point now = pass.now;
     more = false;
     bool probed = false;
     for (;;) {
-      RingParser* parser = reading(now, pass.take_all);
-      if (!parser) {
-        more = true;  // the new ring's records wait out the grace
-        break;
-      }
-      const bool old = parser != &rings_[active_]->parser;
-      // The small woken ring hands out only what makes a burst first, so that
-      // adapt() moves the slot to the polled ring before the rest is read:
-      // the producer stops filling the small ring while the reader works.
-      if (!old && active_ == 1 && !probed && budget > RateSwitch::kBurst) {
+      RingParser& parser = reading();
+      const bool retired = &parser != &ring_->parser;
+      // While the slot holds the event that wakes per record, only what makes
+      // a burst is read first, so that adapt() moves the slot to the other
+      // event before the rest is: the producer stops paying a wakeup per
+      // record while the reader works.
+      if (!retired && woken_active_ && !probed && budget > RateSwitch::kBurst) {
         probed = true;
-        const std::uint64_t taken = drain(*parser, pass, RateSwitch::kBurst);
-        adapt(stats.records - records_at_adapt_, now, &pass);
+        const std::uint64_t taken = drain(parser, pass, RateSwitch::kBurst);
+        adapt(stats.records - records_at_adapt_, pass.now, &pass);
         budget -= taken;
         if (taken < RateSwitch::kBurst || pass.stopped) break;
-        continue;  // switched: the old ring to its end; if not, the rest of the budget
+        continue;  // the rest of the budget
       }
-      const std::uint64_t taken = drain(*parser, pass, budget);
-      if (!old || more || pass.stopped || taken == budget) break;
-      budget -= taken;  // the old ring is empty: the rest of the budget for the new one
+      const std::uint64_t taken = drain(parser, pass, budget);
+      if (!retired || more || pass.stopped || taken == budget) break;
+      budget -= taken;  // a retired ring is empty: the rest of the budget for the next
     }
-    if (pass.take_all)  // consume(): losses no later record would report
-      for (int i = 0; i < 2; ++i)
-        if (rings_[i]) read_lost(i);
+    if (pass.take_all) read_lost();  // consume(): losses no later record would report
     // (Not again at the same time for nothing, after the burst check alone.)
     if (!probed || stats.records != records_at_adapt_)
-      adapt(stats.records - records_at_adapt_, now, &pass);
+      adapt(stats.records - records_at_adapt_, pass.now, &pass);
+    if (settling_ && pass.now - switched_at_ >= kSwitchGrace) {
+      settling_ = false;  // every write through the other event has landed, and was read
+      update_timer();
+    }
   }
 
   void counted_loss(std::uint64_t count) override {
@@ -238,69 +220,37 @@ class PerfRing final : public PolledRing {
     report_lost();
   }
 
-  // PERF_EVENT_IOC_PAUSE_OUTPUT: the kernel refuses outputs into the rings
-  // (and counts them as lost) until resumed.
-  void pause_output(bool paused) {
-    for (auto& ring : rings_)
-      if (ring) sys::perf_event_pause_output(ring->fd.get(), paused);
-  }
+  // PERF_EVENT_IOC_PAUSE_OUTPUT pauses the ring, whichever event writes to
+  // it: the kernel refuses outputs (and counts them as lost) until resumed.
+  void pause_output(bool paused) { sys::perf_event_pause_output(ring_->fd.get(), paused); }
 
   // Its CPU went offline, which ended its events for good (the kernel does
   // not turn them on again when the CPU returns): new events take over, the
-  // map slot points to them, and what the old rings hold is read first.
-  void reopen(std::unique_ptr<EventRing> polled, std::unique_ptr<EventRing> woken) {
-    if (old_ >= 0) retired_.push_back(std::move(rings_[old_]));
-    old_ = -1;
-    for (int i : {active_, 1 - active_})
-      if (rings_[i]) retired_.push_back(std::move(rings_[i]));
-    rings_[0] = std::move(polled);
-    rings_[1] = std::move(woken);
+  // map slot points to them, and what the old ring holds is read first.
+  void reopen(std::unique_ptr<EventRing> ring) {
+    retired_.push_back(std::move(ring_));
+    ring_ = std::move(ring);
     ++stats.reopens;
-    update_timer();
-    slot_owners().store_if_owner(slot_, cpu(), rings_[active_]->fd.get());
+    slot_owners().store_if_owner(slot_, cpu(), slot_fd());
   }
 
  private:
-  // The ring to read now: the one switched away from until it is empty and no
-  // late write can land in it any more, then the active one; nullptr while
-  // the old one is empty but a write may still land. take_all (consume())
-  // waits that out instead: at most kSwitchGrace.
-  RingParser* reading(clock::time_point now, bool take_all) {
-    while (!retired_.empty()) {  // rings of events a CPU's going offline ended: no more writes
+  // The ring to read now: rings of events a CPU's going offline ended, until
+  // each is read to its end (no more writes come), then the CPU's ring.
+  RingParser& reading() {
+    while (!retired_.empty()) {
       RingParser& parser = retired_.front()->parser;
-      if (parser.unread() != 0) return &parser;
+      if (parser.unread() != 0) return parser;
       dropped_lost_ += retired_.front()->lost();
       retired_.erase(retired_.begin());
       report_lost();
     }
-    stray_ = false;
-    if (old_ < 0) {
-      // A write that landed in the inactive ring after the grace: older than
-      // what the active ring gave already.
-      const int inactive = 1 - active_;
-      if (rings_[inactive] && rings_[inactive]->parser.unread() != 0) {
-        stray_ = true;
-        return &rings_[inactive]->parser;
-      }
-      return &rings_[active_]->parser;
-    }
-    RingParser& old = rings_[old_]->parser;
-    if (old.unread() != 0) return &old;
-    if (now - switched_at_ < kSwitchGrace) {
-      if (!take_all) return nullptr;
-      std::this_thread::sleep_until(switched_at_ + kSwitchGrace);
-      if (old.unread() != 0) return &old;
-    }
-    // No record may bring the kernel's report of a loss in the old ring now.
-    read_lost(old_);
-    old_ = -1;
-    update_timer();
-    return &rings_[active_]->parser;
+    return ring_->parser;
   }
 
-  // Takes the kernel's count of the records ring i dropped.
-  void read_lost(int i) {
-    rings_[i]->lost_read = rings_[i]->lost();
+  // Takes the kernel's count of the records the ring dropped.
+  void read_lost() {
+    ring_->lost_read = ring_->lost();
     report_lost();
   }
 
@@ -313,9 +263,7 @@ class PerfRing final : public PolledRing {
       Action on_sample(const RawSample& raw) {
         ++ring.stats.records;
         ring.stats.bytes += raw.data.size();
-        if (ring.stray_) ++ring.stats.late;
-        const Action a =
-            ring.handlers_.on_sample(Sample{ring.cpu(), raw.time_ns, raw.data, ring.stray_});
+        const Action a = ring.handlers_.on_sample(Sample{ring.cpu(), raw.time_ns, raw.data});
         if (a == Action::next && --budget == 0) {
           out_of_budget = true;
           return Action::stop;
@@ -332,35 +280,38 @@ class PerfRing final : public PolledRing {
     return r.records;
   }
 
-  // The polled ring of Wakeup::adaptive() is drained on a timer; a ring that
-  // wakes the reader on every record needs none, a threshold needs the flush
-  // (as does a woken ring while the polled one it left is still read).
+  // Drained every kAdaptivePoll while the slot holds the event that does not
+  // wake per record; every max_delay under a wakeup threshold, or while a
+  // write through that event may still land after a switch away from it;
+  // never when every record wakes the reader.
   void update_timer() {
-    if (rings_[1] && active_ == 0)
+    if (ring_->woken.get() >= 0 && !woken_active_)
       set_timer(RingTimer::poll);
-    else if (wakes_every_record_ || (rings_[1] && old_ < 0))
-      set_timer(RingTimer::none);
-    else
+    else if (settling_ || (!wakes_every_record_ && ring_->woken.get() < 0))
       set_timer(RingTimer::flush);
+    else
+      set_timer(RingTimer::none);
   }
 
   // Wakeup::adaptive(): counts what was handed out and moves the map slot to
-  // the other ring when the rate crosses a threshold.
+  // the other event when the rate crosses a threshold.
   void adapt(std::uint64_t records, clock::time_point now, Pass* pass) {
     records_at_adapt_ = stats.records;
-    if (!rings_[1] || old_ >= 0 || !switch_.update(records, now)) return;
-    const int next = switch_.polled() ? 0 : 1;
+    if (ring_->woken.get() < 0 || !switch_.update(records, now)) return;
+    const bool woken = !switch_.polled();
     try {
-      if (!slot_owners().store_if_owner(slot_, cpu(), rings_[next]->fd.get())) return;
-    } catch (const Error& e) {  // the slot keeps the ring it had: nothing is lost
+      const int fd = woken ? ring_->woken.get() : ring_->fd.get();
+      if (!slot_owners().store_if_owner(slot_, cpu(), fd)) return;
+    } catch (const Error& e) {  // the slot keeps the event it had: nothing is lost
       if (pass) pass->add_error(e);
       return;
     }
-    old_ = active_;
-    active_ = next;
+    woken_active_ = woken;
+    settling_ = woken;
+    if (woken) switched_at_ = clock::now();
     update_timer();
-    switched_at_ = clock::now();
-    more = true;  // read the old ring to its end now, not at the next wakeup or flush
+    // Read what landed while the slot moved now, not at the next wakeup or flush.
+    more = true;
   }
 
   void on_lost(std::uint64_t count) {
@@ -372,9 +323,7 @@ class PerfRing final : public PolledRing {
   // from the events, and the program's (<perfbuf/bpf.h>). The largest is
   // the most recent.
   void report_lost() {
-    std::uint64_t read = dropped_lost_;
-    for (const auto& ring : rings_)
-      if (ring) read += ring->lost_read;
+    std::uint64_t read = dropped_lost_ + ring_->lost_read;
     for (const auto& ring : retired_) read += ring->lost_read;
     const std::uint64_t grown = std::max({kernel_lost_, counted_lost_, read}) - stats.lost;
     if (grown == 0) return;
@@ -387,10 +336,10 @@ class PerfRing final : public PolledRing {
                                       "; skipped the rest of the ring"));
   }
 
-  bool wakes_every_record_;              // Wakeup::every_record()
-  std::unique_ptr<EventRing> rings_[2];  // [0] polled, [1] woken (adaptive only)
-  int active_;                           // the one the map slot points to
-  int old_ = -1;                         // the one switched away from, until drained
+  bool wakes_every_record_;          // Wakeup::every_record()
+  std::unique_ptr<EventRing> ring_;
+  bool woken_active_;                // the slot holds ring_->woken
+  bool settling_ = false;            // switched to woken_ less than kSwitchGrace before the last drain
   clock::time_point switched_at_;
   RateSwitch switch_;
   std::uint64_t records_at_adapt_ = 0;
@@ -399,11 +348,9 @@ class PerfRing final : public PolledRing {
   std::vector<std::byte>& scratch_;
   bool timestamps_;
   RingParser* next_ = nullptr;      // the ring next_time() found the next sample in
-  bool next_stray_ = false;
   std::uint64_t kernel_lost_ = 0;   // from the kernel's loss records
   std::uint64_t counted_lost_ = 0;  // from the program's counts (Reader::count_outputs)
-  std::vector<std::unique_ptr<EventRing>> retired_;  // read before rings_, oldest first
-  bool stray_ = false;  // reading(): the ring returned holds records later than the grace
+  std::vector<std::unique_ptr<EventRing>> retired_;  // read before ring_, oldest first
   std::uint64_t dropped_lost_ = 0;  // PERF_FORMAT_LOST of retired rings read to the end
 };
 
@@ -439,9 +386,8 @@ class PerfSource final : public Source {
     for (int cpu : online) {
       if (PolledRing* ring = ring_of_cpu(cpu)) {
         if (!returned.count(cpu)) continue;
-        auto [polled, woken] = open_events(cpu);
         auto* perf_ring = static_cast<PerfRing*>(ring);
-        perf_ring->reopen(std::move(polled), std::move(woken));
+        perf_ring->reopen(open_events(cpu));
         if (paused_) perf_ring->pause_output(true);
         change.reopened.push_back(ring);
       } else if (options_.cpus.empty() && static_cast<std::uint32_t>(cpu) < map_slots_) {
@@ -459,23 +405,23 @@ class PerfSource final : public Source {
   }
 
  private:
-  // The events and rings of one CPU: the polled one and (adaptive) the woken one.
-  std::pair<std::unique_ptr<EventRing>, std::unique_ptr<EventRing>> open_events(int cpu) {
-    auto polled = open_event_ring(attr_, cpu, ring_bytes_, options_.timestamps);
-    std::unique_ptr<EventRing> woken;
+  // The ring of one CPU and its event, and under Wakeup::adaptive() the
+  // event that wakes per record, writing into the same ring.
+  std::unique_ptr<EventRing> open_events(int cpu) {
+    auto ring = open_event_ring(attr_, cpu, ring_bytes_, options_.timestamps);
     if (options_.wakeup.mode == Wakeup::Mode::adaptive) {
-      perf_event_attr woken_attr = attr_;
+      perf_event_attr woken_attr = attr_;  // (without PERF_FORMAT_LOST if the kernel refused it)
       woken_attr.watermark = 0;
       woken_attr.wakeup_events = 1;
-      woken = open_event_ring(woken_attr, cpu, woken_ring_bytes(ring_bytes_), options_.timestamps);
+      ring->woken = sys::perf_event_open(woken_attr, cpu);
+      sys::perf_event_set_output(ring->woken.get(), ring->fd.get());
     }
-    return {std::move(polled), std::move(woken)};
+    return ring;
   }
 
   void open_cpu(int cpu) {
-    auto [polled, woken] = open_events(cpu);
     auto ring = std::make_unique<PerfRing>(
-        cpu, index_, std::move(polled), std::move(woken), Slot{map_fd_.get(), map_id_, this},
+        cpu, index_, open_events(cpu), Slot{map_fd_.get(), map_id_, this},
         options_.wakeup.mode == Wakeup::Mode::every_record, options_.timestamps, handlers, scratch_);
     const int slot_fd = ring->slot_fd();
     // In rings first, so that whatever fails next, the destructor takes the

@@ -81,9 +81,6 @@ class PolledRing {
 
   // What epoll watches: readable when the kernel woke this ring's reader.
   virtual int fd() const noexcept = 0;
-  // A second fd epoll watches for the same ring, or -1 (Wakeup::adaptive()
-  // gives a perf CPU two events).
-  virtual int second_fd() const noexcept { return -1; }
   // Whether records are waiting (busy polling looks here without a wakeup).
   virtual bool readable() const noexcept = 0;
   // The bytes waiting to be read (for CpuStats::fill_high_water).

@@ -86,9 +86,7 @@ bool Poller::on_cpus_changed(std::function<void(const sys::CpuEvents&)> changed)
 
 void Poller::rewatch(PolledRing& ring) {
   if (ring.id >= rings_.size() || rings_[ring.id] != &ring) return;
-  const std::uint64_t token = kTokenTag | ring.id;
-  for (int fd : {ring.fd(), ring.second_fd()})
-    if (fd >= 0) sys::epoll_add(epoll_.get(), fd, token, ring.edge_triggered());
+  sys::epoll_add(epoll_.get(), ring.fd(), kTokenTag | ring.id, ring.edge_triggered());
 }
 
 std::uint32_t Poller::add(PolledRing& ring) {
@@ -96,28 +94,19 @@ std::uint32_t Poller::add(PolledRing& ring) {
   const auto id = static_cast<std::uint32_t>(free - rings_.begin());
   if (id >= 0xfffffffe) throw Error(EMFILE, "poll loop: too many rings");
   sys::epoll_add(epoll_.get(), ring.fd(), kTokenTag | id, ring.edge_triggered());
-  if (ring.second_fd() >= 0) {
-    try {
-      sys::epoll_add(epoll_.get(), ring.second_fd(), kTokenTag | id, ring.edge_triggered());
-    } catch (...) {
-      sys::epoll_del(epoll_.get(), ring.fd());
-      throw;
-    }
-  }
   if (free == rings_.end())
     rings_.push_back(&ring);
   else
     *free = &ring;
   ring.id = id;
   ring.count_timer_in(&timers_);
-  events_.resize(2 * rings_.size() + 1);  // up to two fds a ring, + the wake eventfd
+  events_.resize(rings_.size() + 2);  // an fd a ring, the wake eventfd, the hotplug socket
   return id;
 }
 
 void Poller::remove(std::uint32_t id) noexcept {
   if (id >= rings_.size() || !rings_[id]) return;
   sys::epoll_del(epoll_.get(), rings_[id]->fd());
-  if (rings_[id]->second_fd() >= 0) sys::epoll_del(epoll_.get(), rings_[id]->second_fd());
   rings_[id]->count_timer_in(nullptr);
   rings_[id] = nullptr;  // (an entry left in more_ is skipped)
 }

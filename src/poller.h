@@ -47,7 +47,7 @@ class Poller {
   // rings, or give rings new fds: rewatch()); false if this process cannot
   // listen for hotplug events.
   bool on_cpus_changed(std::function<void(const sys::CpuEvents&)> changed);
-  // Watches the ring's fd() and second_fd() again, after they changed.
+  // Watches the ring's fd() again, after it changed.
   void rewatch(PolledRing& ring);
   int epoll_fd() const noexcept { return epoll_.get(); }
 

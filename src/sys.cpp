@@ -225,6 +225,11 @@ void perf_event_pause_output(int perf_fd, bool paused) {
     throw last_error("ioctl(PERF_EVENT_IOC_PAUSE_OUTPUT)");
 }
 
+void perf_event_set_output(int perf_fd, int ring_fd) {
+  if (::ioctl(perf_fd, PERF_EVENT_IOC_SET_OUTPUT, ring_fd) < 0)
+    throw last_error("ioctl(PERF_EVENT_IOC_SET_OUTPUT)");
+}
+
 Fd eventfd_create() {
   const int fd = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   if (fd < 0) throw last_error("eventfd");

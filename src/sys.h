@@ -113,6 +113,11 @@ CpuEvents uevent_read_cpus(int fd);
 // PERF_EVENT_IOC_PAUSE_OUTPUT. Throws Error.
 void perf_event_pause_output(int perf_fd, bool paused);
 
+// PERF_EVENT_IOC_SET_OUTPUT: `perf_fd`'s records go to the ring mapped for
+// `ring_fd` (an event of the same CPU), under `perf_fd`'s own wakeup setting.
+// Throws Error.
+void perf_event_set_output(int perf_fd, int ring_fd);
+
 // A non-blocking eventfd: signal() makes it readable from any thread (or a
 // signal handler), clear() makes it not readable again.
 Fd eventfd_create();

@@ -114,11 +114,11 @@ struct Wakeup {
   // arrives within tens of microseconds; when it is heavy, the producer stops
   // waking the reader (waking costs the producer more than the record) and
   // the reader drains the ring every kAdaptivePoll instead. A perf event's
-  // wakeup setting is fixed when it is opened, so each CPU gets two rings:
-  // one of pages_per_cpu that the reader polls, and one a quarter of that
-  // size (at least 64 KiB) that wakes on every record; the map slot
-  // points to one of them, and after a switch the other is drained first
-  // (per-CPU order is kept, nothing is lost or delivered twice). A ring buffer switches between the
+  // wakeup setting is fixed when it is opened, so each CPU gets two events
+  // writing into its one ring of pages_per_cpu: one that wakes the reader on
+  // every record, and one that wakes it only at the watermark; the map slot
+  // points to one of them. One ring: per-CPU order is kept, nothing is lost
+  // or delivered twice, and no memory is added. A ring buffer switches between the
   // kernel's per-record wakeups and the watermark, through its program's
   // counts map (Reader::count_outputs; without it the kernel's rule stays).
   static constexpr Wakeup adaptive() { return {Mode::adaptive, 0}; }
