@@ -20,8 +20,8 @@ class RateSwitch {
   static constexpr double kToWoken = 20000;
   static constexpr clock::duration kWindow = std::chrono::milliseconds(4);
   // Records found at one wakeup that mean a burst: the producer outruns the
-  // wakeups, and the small ring of a woken perf CPU would soon be full, so
-  // the switch comes at once rather than at the end of the window.
+  // wakeups it pays for, so the switch comes at once rather than at the end
+  // of the window.
   static constexpr std::uint64_t kBurst = 32;
 
   bool polled() const noexcept { return polled_; }

@@ -141,11 +141,11 @@ TEST(Adaptive, ARecordInThePolledRingArrivesWithoutAWakeup) {
     ASSERT_EQ(fire_on_cpu(prog, 0), 0);
     const auto r = reader.poll(milliseconds(200));
     ASSERT_TRUE(r.ok()) << r.error().what();
-    if (reader.total_stats().wakeups != wakeups) continue;  // it was in the woken ring
+    if (reader.total_stats().wakeups != wakeups) continue;  // the slot had gone back to the event that wakes
     ++conclusive;
-    EXPECT_EQ(*r, 1u) << "a record in the polled ring waited for max_delay";
+    EXPECT_EQ(*r, 1u) << "a record written while the ring was polled waited for max_delay";
   }
-  EXPECT_EQ(conclusive, 1) << "the slot never stayed on the polled ring after a burst";
+  EXPECT_EQ(conclusive, 1) << "the slot never stayed on the event that does not wake after a burst";
 }
 
 // At the first wakeup of a burst the slot must move to the event that does
