@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <climits>
 #include <cstdio>
+#include <exception>
 #include <string>
 
 namespace perfbuf::detail {
@@ -100,6 +101,9 @@ std::uint32_t Poller::add(PolledRing& ring) {
     *free = &ring;
   ring.id = id;
   ring.count_timer_in(&timers_);
+  // A ring is listed at most once: listing never allocates (nor throws) in a drain.
+  more_.reserve(rings_.size());
+  serving_.reserve(rings_.size());
   events_.resize(rings_.size() + 2);  // an fd a ring, the wake eventfd, the hotplug socket
   return id;
 }
@@ -130,11 +134,19 @@ void Poller::drain(PolledRing& ring, Pass& pass, std::uint64_t budget) {
   }
   ring.served_in = pass.id;
   ring.more = false;
-  {
-    Telemetry t(ring, pass);
-    ring.drain(pass, budget);
-  }
-  list_if_more(ring);
+  // On every way out: a ring left with records is listed to be served again
+  // without a wait, also when a handler threw (its wakeup is used up).
+  struct Relist {
+    Poller& poller;
+    PolledRing& ring;
+    const int unwinding = std::uncaught_exceptions();
+    ~Relist() {
+      if (std::uncaught_exceptions() > unwinding) ring.more = ring.more || ring.readable();
+      poller.list_if_more(ring);
+    }
+  } relist{*this, ring};
+  Telemetry t(ring, pass);
+  ring.drain(pass, budget);
 }
 
 void Poller::list_if_more(PolledRing& ring) {
@@ -162,9 +174,12 @@ void Poller::drain_ordered(Pass& pass, std::uint64_t budget, bool hold_recent) {
     std::vector<PolledRing*>& rings;
     const Pass& pass;
     Poller& poller;
+    const int unwinding = std::uncaught_exceptions();
     ~CommitAll() {
+      const bool threw = std::uncaught_exceptions() > unwinding;
       for (PolledRing* r : rings) {
         r->commit(pass);
+        if (threw) r->more = r->more || r->readable();
         poller.list_if_more(*r);
       }
     }
@@ -232,9 +247,26 @@ void Poller::drain_ordered(Pass& pass, std::uint64_t budget, bool hold_recent) {
 }
 
 void Poller::drain_more(Pass& pass) {
+  if (rebuild_more_) {  // a handler threw while the list was served: rebuild it from the rings
+    rebuild_more_ = false;
+    more_.clear();
+    for (PolledRing* ring : rings_)
+      if (ring) {
+        ring->listed_more = false;
+        list_if_more(*ring);
+      }
+  }
   if (more_.empty()) return;
-  // Taken off the list first: a drain lists its ring again if it leaves more.
+  // Served from a list of their own: a drain lists its ring again if it leaves more.
   serving_.swap(more_);
+  struct Served {  // on every way out; a handler that throws leaves the list to rebuild
+    Poller& poller;
+    const int unwinding = std::uncaught_exceptions();
+    ~Served() {
+      poller.rebuild_more_ = poller.rebuild_more_ || std::uncaught_exceptions() > unwinding;
+      poller.serving_.clear();
+    }
+  } served{*this};
   bool any = false;
   for (std::uint32_t id : serving_) {
     if (id >= rings_.size() || !rings_[id]) continue;  // removed since
@@ -243,12 +275,11 @@ void Poller::drain_more(Pass& pass) {
   }
   if (options_.ordered) {
     if (any) drain_ordered(pass, options_.ring_budget, /*hold_recent=*/true);
-  } else {
-    for (std::uint32_t id : serving_)
-      if (id < rings_.size() && rings_[id] && rings_[id]->more)
-        drain(*rings_[id], pass, options_.ring_budget);
+    return;
   }
-  serving_.clear();
+  for (std::uint32_t id : serving_)
+    if (id < rings_.size() && rings_[id] && rings_[id]->more)
+      drain(*rings_[id], pass, options_.ring_budget);
 }
 
 bool Poller::any_readable() const {
@@ -289,7 +320,7 @@ Result<std::size_t> Poller::poll(std::chrono::milliseconds timeout, const sigset
         std::min(flush_every ? last_flush_ + *flush_every : clock::time_point::max(), release_at_);
     // Rings left with records by their budget are served again without a wait.
     const clock::duration wait =
-        !more_.empty() ? clock::duration::zero()
+        !more_.empty() || rebuild_more_ ? clock::duration::zero()
                    : std::clamp<clock::duration>(std::min(deadline, next_flush) - now,
                                                  clock::duration::zero(), std::chrono::hours(24));
     const int n = sys::epoll_wait_for(epoll_.get(), events_.data(),

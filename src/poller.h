@@ -81,6 +81,7 @@ class Poller {
   // Ids of rings that were left with records to serve again without a wait
   // (PolledRing::more), each listed once; serving_: the list being served.
   std::vector<std::uint32_t> more_, serving_;
+  bool rebuild_more_ = false;  // the list may miss rings: a handler threw while it was served
   clock::time_point last_flush_ = clock::now();
   std::uint64_t last_time_ = 0;  // ordered mode: the newest time handed out
   // Ordered mode: when the oldest record held back by the window may go out;
