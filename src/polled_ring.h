@@ -112,7 +112,6 @@ class PolledRing {
   // spin on it.
   virtual bool edge_triggered() const noexcept { return false; }
 
-  RingTimer timer() const noexcept { return timer_; }
   // Counts this ring's timer in `timers` (the loop's) from now on, and no
   // longer in the counts it was in before; nullptr: in none.
   void count_timer_in(RingTimers* timers) noexcept {

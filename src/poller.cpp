@@ -123,8 +123,7 @@ PolledRing* Poller::ring_of(std::uint64_t token) const {
 
 void Poller::drain(PolledRing& ring, Pass& pass, std::uint64_t budget) {
   if (pass.stopped) {  // a handler ended the pass: what this ring holds waits for the next
-    ring.more = ring.more || ring.readable();
-    list_if_more(ring);
+    list_if_readable(ring);
     return;
   }
   // At most one budget per ring per pass, whether woken, left over or flushed.
@@ -134,25 +133,25 @@ void Poller::drain(PolledRing& ring, Pass& pass, std::uint64_t budget) {
   }
   ring.served_in = pass.id;
   ring.more = false;
-  // On every way out: a ring left with records is listed to be served again
-  // without a wait, also when a handler threw (its wakeup is used up).
-  struct Relist {
-    Poller& poller;
-    PolledRing& ring;
-    const int unwinding = std::uncaught_exceptions();
-    ~Relist() {
-      if (std::uncaught_exceptions() > unwinding) ring.more = ring.more || ring.readable();
-      poller.list_if_more(ring);
-    }
-  } relist{*this, ring};
-  Telemetry t(ring, pass);
-  ring.drain(pass, budget);
+  try {
+    Telemetry t(ring, pass);
+    ring.drain(pass, budget);
+  } catch (...) {
+    list_if_readable(ring);  // a handler threw: its wakeup is used up, serve it without one
+    throw;
+  }
+  list_if_more(ring);
 }
 
 void Poller::list_if_more(PolledRing& ring) {
   if (!ring.more || ring.listed_more) return;
   ring.listed_more = true;
   more_.push_back(ring.id);
+}
+
+void Poller::list_if_readable(PolledRing& ring) {
+  ring.more = ring.more || ring.readable();
+  list_if_more(ring);
 }
 
 bool Poller::drain_all(Pass& pass, std::uint64_t budget) {
@@ -179,8 +178,10 @@ void Poller::drain_ordered(Pass& pass, std::uint64_t budget, bool hold_recent) {
       const bool threw = std::uncaught_exceptions() > unwinding;
       for (PolledRing* r : rings) {
         r->commit(pass);
-        if (threw) r->more = r->more || r->readable();
-        poller.list_if_more(*r);
+        if (threw)
+          poller.list_if_readable(*r);
+        else
+          poller.list_if_more(*r);
       }
     }
   } commit{timed, pass, *this};
@@ -259,27 +260,26 @@ void Poller::drain_more(Pass& pass) {
   if (more_.empty()) return;
   // Served from a list of their own: a drain lists its ring again if it leaves more.
   serving_.swap(more_);
-  struct Served {  // on every way out; a handler that throws leaves the list to rebuild
-    Poller& poller;
-    const int unwinding = std::uncaught_exceptions();
-    ~Served() {
-      poller.rebuild_more_ = poller.rebuild_more_ || std::uncaught_exceptions() > unwinding;
-      poller.serving_.clear();
-    }
-  } served{*this};
   bool any = false;
   for (std::uint32_t id : serving_) {
     if (id >= rings_.size() || !rings_[id]) continue;  // removed since
     rings_[id]->listed_more = false;
     any = any || rings_[id]->more;
   }
-  if (options_.ordered) {
-    if (any) drain_ordered(pass, options_.ring_budget, /*hold_recent=*/true);
-    return;
+  try {
+    if (options_.ordered) {
+      if (any) drain_ordered(pass, options_.ring_budget, /*hold_recent=*/true);
+    } else {
+      for (std::uint32_t id : serving_)
+        if (id < rings_.size() && rings_[id] && rings_[id]->more)
+          drain(*rings_[id], pass, options_.ring_budget);
+    }
+  } catch (...) {
+    rebuild_more_ = true;  // a handler threw: the rings not reached yet are off the list
+    serving_.clear();
+    throw;
   }
-  for (std::uint32_t id : serving_)
-    if (id < rings_.size() && rings_[id] && rings_[id]->more)
-      drain(*rings_[id], pass, options_.ring_budget);
+  serving_.clear();
 }
 
 bool Poller::any_readable() const {

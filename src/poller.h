@@ -63,6 +63,9 @@ class Poller {
   // The rings whose last drain left records (more_).
   void drain_more(Pass& pass);
   void list_if_more(PolledRing& ring);
+  // The same, with `more` set if the ring still holds records (a handler
+  // stopped or threw in the middle of it).
+  void list_if_readable(PolledRing& ring);
   bool any_readable() const;
   // How often every ring must be drained: kAdaptivePoll while a ring is
   // polled, max_delay while records may wait below a wakeup threshold, never
