@@ -135,7 +135,7 @@ class PerfRing final : public PolledRing {
       if (ring->parser.unread() != 0) return true;
     return ring_->parser.readable() != 0;
   }
-  std::uint64_t fill() const noexcept override {
+  [[gnu::hot]] std::uint64_t fill() const noexcept override {
     std::uint64_t bytes = ring_->parser.readable();
     for (const auto& ring : retired_) bytes += ring->parser.readable();
     return bytes;
@@ -183,7 +183,7 @@ class PerfRing final : public PolledRing {
     adapt(stats.records - records_at_adapt_, pass.now, nullptr);
   }
 
-  void drain(Pass& pass, std::uint64_t budget) override {
+  [[gnu::hot]] void drain(Pass& pass, std::uint64_t budget) override {
     more = false;
     bool probed = false;
     for (;;) {
@@ -237,7 +237,7 @@ class PerfRing final : public PolledRing {
  private:
   // The ring to read now: rings of events a CPU's going offline ended, until
   // each is read to its end (no more writes come), then the CPU's ring.
-  RingParser& reading() {
+  [[gnu::hot]] RingParser& reading() {
     while (!retired_.empty()) {
       RingParser& parser = retired_.front()->parser;
       if (parser.unread() != 0) return parser;
@@ -255,7 +255,7 @@ class PerfRing final : public PolledRing {
   }
 
   // Hands at most `budget` records of one ring to the handler; the number taken.
-  std::uint64_t drain(RingParser& parser, Pass& pass, std::uint64_t budget) {
+  [[gnu::hot]] std::uint64_t drain(RingParser& parser, Pass& pass, std::uint64_t budget) {
     struct Visitor {
       PerfRing& ring;
       std::uint64_t budget;
@@ -295,7 +295,7 @@ class PerfRing final : public PolledRing {
 
   // Wakeup::adaptive(): counts what was handed out and moves the map slot to
   // the other event when the rate crosses a threshold.
-  void adapt(std::uint64_t records, clock::time_point now, Pass* pass) {
+  [[gnu::hot]] void adapt(std::uint64_t records, clock::time_point now, Pass* pass) {
     records_at_adapt_ = stats.records;
     if (ring_->woken.get() < 0 || !switch_.update(records, now)) return;
     const bool woken = !switch_.polled();

@@ -121,7 +121,7 @@ PolledRing* Poller::ring_of(std::uint64_t token) const {
   return rings_[id];
 }
 
-void Poller::drain(PolledRing& ring, Pass& pass, std::uint64_t budget) {
+[[gnu::hot]] void Poller::drain(PolledRing& ring, Pass& pass, std::uint64_t budget) {
   if (pass.stopped) {  // a handler ended the pass: what this ring holds waits for the next
     list_if_readable(ring);
     return;
@@ -154,7 +154,7 @@ void Poller::list_if_readable(PolledRing& ring) {
   list_if_more(ring);
 }
 
-bool Poller::drain_all(Pass& pass, std::uint64_t budget) {
+[[gnu::hot]] bool Poller::drain_all(Pass& pass, std::uint64_t budget) {
   if (options_.ordered) {
     drain_ordered(pass, budget, /*hold_recent=*/budget != kNoBudget);
     return !pass.stopped;
@@ -247,7 +247,7 @@ void Poller::drain_ordered(Pass& pass, std::uint64_t budget, bool hold_recent) {
     if (ring && !ring->timed()) drain(*ring, pass, budget);
 }
 
-void Poller::drain_more(Pass& pass) {
+[[gnu::hot]] void Poller::drain_more(Pass& pass) {
   if (rebuild_more_) {  // a handler threw while the list was served: rebuild it from the rings
     rebuild_more_ = false;
     more_.clear();
@@ -287,14 +287,15 @@ bool Poller::any_readable() const {
                      [](const PolledRing* r) { return r && r->readable(); });
 }
 
-std::optional<Poller::clock::duration> Poller::flush_interval() const {
+[[gnu::hot]] std::optional<Poller::clock::duration> Poller::flush_interval() const {
   // (records the reorder window holds back have release_at_)
   if (timers_[RingTimer::poll] > 0) return std::min<clock::duration>(options_.max_delay, kAdaptivePoll);
   if (timers_[RingTimer::flush] > 0) return options_.max_delay;
   return std::nullopt;
 }
 
-Result<std::size_t> Poller::poll(std::chrono::milliseconds timeout, const sigset_t* sigmask) {
+[[gnu::hot]] Result<std::size_t> Poller::poll(std::chrono::milliseconds timeout,
+                                             const sigset_t* sigmask) {
   // Negative, or too long to add to a time point without overflow: no limit.
   const bool forever = timeout.count() < 0 || timeout > std::chrono::hours(24 * 365);
   clock::time_point now = steady_now();

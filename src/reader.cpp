@@ -209,11 +209,12 @@ Reader::Reader(Reader&&) noexcept = default;
 Reader& Reader::operator=(Reader&&) noexcept = default;
 Reader::~Reader() = default;
 
-Result<std::size_t> Reader::poll(std::chrono::milliseconds timeout) {
+[[gnu::hot]] Result<std::size_t> Reader::poll(std::chrono::milliseconds timeout) {
   return poll(timeout, nullptr);
 }
 
-Result<std::size_t> Reader::poll(std::chrono::milliseconds timeout, const sigset_t* sigmask) {
+[[gnu::hot]] Result<std::size_t> Reader::poll(std::chrono::milliseconds timeout,
+                                             const sigset_t* sigmask) {
   Result<std::size_t> result = impl_->poller.poll(timeout, sigmask);
   if (!impl_->counted) return result;  // (the common case, without a call)
   return impl_->read_counts(std::move(result), /*now=*/false);

@@ -30,7 +30,7 @@ class RingbufRing final : public PolledRing {
   int fd() const noexcept override { return map_fd_.get(); }
   bool edge_triggered() const noexcept override { return true; }
   bool readable() const noexcept override { return cursor_.readable() != 0; }
-  std::uint64_t fill() const noexcept override { return cursor_.readable(); }
+  [[gnu::hot]] std::uint64_t fill() const noexcept override { return cursor_.readable(); }
 
   // The program's counts map (<perfbuf/bpf.h>): through it the reader tells
   // the program when to wake it. Without one the kernel's rule stays: a
@@ -41,7 +41,7 @@ class RingbufRing final : public PolledRing {
     update_timer();
   }
 
-  void drain(Pass& pass, std::uint64_t budget) override {
+  [[gnu::hot]] void drain(Pass& pass, std::uint64_t budget) override {
     struct Visitor {
       RingbufRing& ring;
       Action on_sample(const RawSample& raw) {
@@ -84,7 +84,7 @@ class RingbufRing final : public PolledRing {
 
   // Wakeup::adaptive(): per-record wakeups while traffic is light, the
   // watermark (and a drain every kAdaptivePoll) while it is heavy.
-  void adapt(std::uint64_t records, Pass& pass) {
+  [[gnu::hot]] void adapt(std::uint64_t records, Pass& pass) {
     if (!counts_ || wakeup_.mode != Wakeup::Mode::adaptive ||
         !switch_.update(records, pass.now))
       return;

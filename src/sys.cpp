@@ -172,8 +172,8 @@ void epoll_add(int epoll_fd, int fd, std::uint64_t token, bool edge_triggered) {
 
 void epoll_del(int epoll_fd, int fd) noexcept { ::epoll_ctl(epoll_fd, EPOLL_CTL_DEL, fd, nullptr); }
 
-int epoll_wait_for(int epoll_fd, epoll_event* events, int max_events,
-                   std::chrono::nanoseconds timeout, const sigset_t* sigmask) {
+[[gnu::hot]] int epoll_wait_for(int epoll_fd, epoll_event* events, int max_events,
+                                std::chrono::nanoseconds timeout, const sigset_t* sigmask) {
   static bool have_pwait2 = true;  // kernels before 5.11 lack it: whole milliseconds then
   if (have_pwait2) {
     const timespec ts{static_cast<time_t>(timeout.count() / 1000000000),

@@ -165,7 +165,7 @@ class RingParser {
   const char* corrupt_ = nullptr;
 };
 
-inline std::optional<RingRecord> RingParser::peek_until(std::uint64_t head,
+[[gnu::hot]] inline std::optional<RingRecord> RingParser::peek_until(std::uint64_t head,
                                                         std::span<std::byte> scratch) noexcept {
   corrupt_ = nullptr;
   next_ = pos_;  // advance() without a record stays put
@@ -201,7 +201,7 @@ inline std::optional<RingRecord> RingParser::peek_until(std::uint64_t head,
 }
 
 template <class Visitor>
-DrainResult RingParser::drain(Visitor&& visitor, std::span<std::byte> scratch) {
+[[gnu::hot]] DrainResult RingParser::drain(Visitor&& visitor, std::span<std::byte> scratch) {
   DrainResult result;
   const std::uint64_t start = pos_;
   const std::uint64_t head = load_head();

@@ -96,7 +96,7 @@ class RingbufCursor {
   const char* corrupt_ = nullptr;
 };
 
-inline std::optional<std::span<const std::byte>> RingbufCursor::peek_until(
+[[gnu::hot]] inline std::optional<std::span<const std::byte>> RingbufCursor::peek_until(
     std::uint64_t producer) noexcept {
   corrupt_ = nullptr;
   next_ = pos_;  // advance() without a record stays put
@@ -137,7 +137,7 @@ inline void RingbufCursor::commit() noexcept {
 }
 
 template <class Visitor>
-DrainResult RingbufCursor::drain(Visitor&& visitor, std::uint64_t budget) {
+[[gnu::hot]] DrainResult RingbufCursor::drain(Visitor&& visitor, std::uint64_t budget) {
   DrainResult result;
   struct Commit {
     RingbufCursor& cursor;
