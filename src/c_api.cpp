@@ -246,6 +246,7 @@ extern "C" int perfbuf__ring_stats(const perfbuf_t* pb, size_t buf_idx,
     out.drain_ns = c.drain_ns;
     out.fill_high_water = c.fill_high_water;
     out.reopens = c.reopens;
+    out.switches = c.switches;
     std::memcpy(stats, &out, std::min(stats->sz, sizeof out));
     return 0;
   });

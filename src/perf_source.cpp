@@ -307,6 +307,7 @@ class PerfRing final : public PolledRing {
       return;
     }
     woken_active_ = woken;
+    ++stats.switches;
     settling_ = woken;
     if (woken) switched_at_ = clock::now();
     update_timer();

@@ -276,6 +276,7 @@ CpuStats Reader::total_stats() const {
     t.corrupt += s.corrupt;
     t.late += s.late;
     t.reopens += s.reopens;
+    t.switches += s.switches;
   };
   for (const detail::PolledRing* r : impl_->rings) add(r->stats);
   for (const auto& source : impl_->sources) add(source->elsewhere);

@@ -88,6 +88,7 @@ class RingbufRing final : public PolledRing {
     if (!counts_ || wakeup_.mode != Wakeup::Mode::adaptive ||
         !switch_.update(records, pass.now))
       return;
+    ++stats.switches;
     try {
       counts_->set_wakeup_bytes(wakeup_bytes());
     } catch (const Error& e) {

@@ -119,6 +119,13 @@ TEST(CApi, RingStatsGiveEachRingsFigures) {
   EXPECT_EQ(st.records, 3u);
   EXPECT_GE(st.drains, 1u);
   EXPECT_EQ(st.fill_high_water, 3 * 40u);
+  EXPECT_EQ(st.switches, 0u);
+  // A burst moves the ring from a wakeup per record to being polled.
+  for (int i = 0; i < 100; ++i) ASSERT_EQ(fire_on_cpu(tracer.raw_tracepoint_fd(), 0), 0);
+  ASSERT_GE(perfbuf__consume(h.pb), 0);
+  ASSERT_EQ(perfbuf__ring_stats(h.pb, 0, &st), 0) << perfbuf_last_error();
+  EXPECT_EQ(st.records, 103u);
+  EXPECT_GE(st.switches, 1u);
   EXPECT_EQ(perfbuf__ring_stats(h.pb, perfbuf__buffer_cnt(h.pb), &st), -EINVAL);
   st.sz = 0;
   EXPECT_EQ(perfbuf__ring_stats(h.pb, 0, &st), -EINVAL);

@@ -79,7 +79,7 @@ void expect_ring_telemetry(const std::string& summary, long long record_bytes,
                            long long ring_bytes) {
   const nlohmann::json s = parse_json(summary);
   ASSERT_TRUE(s.is_object() && s.contains("per_cpu")) << summary;
-  long long bytes = 0, drains = 0, drain_ns = 0, high_water = 0;
+  long long bytes = 0, drains = 0, drain_ns = 0, high_water = 0, switches = 0;
   for (const nlohmann::json& ring : s["per_cpu"]) {
     const long long records = ring.value("records", -1LL);
     const long long ring_high_water = ring.value("fill_high_water_bytes", -1LL);
@@ -90,15 +90,18 @@ void expect_ring_telemetry(const std::string& summary, long long record_bytes,
       EXPECT_GT(ring_high_water, 0) << ring.dump();
     }
     EXPECT_LE(ring_high_water, ring_bytes) << ring.dump();
+    EXPECT_GE(ring.value("switches", -1LL), 0) << ring.dump();
     bytes += ring.value("bytes", 0LL);
     drains += ring.value("drains", 0LL);
     drain_ns += ring.value("drain_ns", 0LL);
     high_water = std::max(high_water, ring_high_water);
+    switches += ring.value("switches", 0LL);
   }
   EXPECT_EQ(json_number(summary, "bytes"), bytes) << summary;
   EXPECT_EQ(json_number(summary, "drains"), drains) << summary;
   EXPECT_EQ(json_number(summary, "drain_ns"), drain_ns) << summary;
   EXPECT_EQ(json_number(summary, "fill_high_water_bytes"), high_water) << summary;
+  EXPECT_EQ(json_number(summary, "switches"), switches) << summary;
 }
 
 class TraceCliAttach : public ::testing::TestWithParam<const char*> {};

@@ -158,13 +158,15 @@ std::uint64_t all_lost(const CpuStats& s) { return s.lost + s.failed; }
 // How the reader kept up with a ring (or, from total_stats(), all of them):
 // the record bytes it handed out, its drains and the time they took (handlers
 // included), the most bytes a drain found waiting (how near the ring came
-// to full), and how often its CPU came back online.
+// to full), how often its CPU came back online, and how often the default
+// wakeup policy switched it between a wakeup per record and polling.
 void add_ring_telemetry(Json& object, const CpuStats& s) {
   object["bytes"] = s.bytes;
   object["drains"] = s.drains;
   object["drain_ns"] = s.drain_ns;
   object["fill_high_water_bytes"] = s.fill_high_water;
   object["reopens"] = s.reopens;
+  object["switches"] = s.switches;
 }
 
 void print_summary(const TraceArgs& args, AttachMode mode, const Reader& reader, const Counts& c,

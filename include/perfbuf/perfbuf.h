@@ -156,6 +156,8 @@ struct perfbuf_ring_stats {
 	__u64 fill_high_water; /* most bytes found waiting when a read began */
 	__u64 reopens;        /* times the ring's CPU came back online and the
 	                       * reader gave it new events */
+	__u64 switches;       /* the default wakeup policy: times the ring moved
+	                       * between a wakeup per record and being polled */
 };
 /* Fills *stats for ring buf_idx. Fields past stats->sz are left alone (an
  * older caller's smaller struct). 0 or -errno. */

@@ -217,6 +217,10 @@ struct CpuStats {
   // Times the CPU came back online and got new perf events (the kernel ends
   // a CPU's events when it goes offline for good); 0 for a ring buffer.
   std::uint64_t reopens = 0;
+  // Wakeup::adaptive(): times the ring moved between a wakeup per record and
+  // being polled (odd: polled now). Many per second: its rate hovers at a
+  // threshold.
+  std::uint64_t switches = 0;
 };
 
 // The counts a program keeps with <perfbuf/bpf.h> in a PERFBUF_COUNTS_MAP,
