@@ -239,36 +239,49 @@ TEST(Adaptive, ARecordWrittenThroughTheOtherEventIsReadInOrder) {
 // Back to a wakeup per record after a burst: an output that read the slot
 // just before it moved writes through the event that does not wake, and
 // nothing else may come to wake the reader. The max_delay flush stays on
-// (for a drain 1 ms after the switch) and brings that record.
+// until a drain 1 ms after the switch, and brings that record.
 TEST(Adaptive, ARecordThatMissedTheSwitchBackIsFlushed) {
   REQUIRE_BPF();
   WriteTracer tracer({});
-  Received got;
-  constexpr auto kMaxDelay = milliseconds(20);
-  Reader reader(tracer.events_map(), got.handler(), {},
-                Options{.cpus = {0}, .max_delay = kMaxDelay});
   const int prog = tracer.raw_tracepoint_fd();
-  for (int i = 0; i < 1000; ++i) ASSERT_EQ(fire_on_cpu(prog, 0), 0);
-  ASSERT_TRUE(reader.poll(milliseconds(1000)).ok());
-  EXPECT_GE(reader.total_stats().switches, 1u) << "a burst of 1000 left the ring woken per record";
-  // Quiet: the rate falls and the ring goes back to a wakeup per record (an even count).
-  for (int i = 0; i < 1000 && (reader.total_stats().switches % 2 == 1); ++i)
-    ASSERT_TRUE(reader.poll(milliseconds(1)).ok());
-  ASSERT_EQ(reader.total_stats().switches % 2, 0u) << "never went back to a wakeup per record";
-  ASSERT_EQ(got.times.size(), 1000u);
+  using clock = std::chrono::steady_clock;
+  // Conclusive when the reader drained the ring again (the pass a switch
+  // asks for) within 1 ms of the switch: a test stalled longer lets the
+  // flush end, rightly, and tries again.
+  int conclusive = 0;
+  for (int attempt = 0; attempt < 5 && conclusive == 0; ++attempt) {
+    Received got;
+    Reader reader(tracer.events_map(), got.handler(), {},
+                  Options{.cpus = {0}, .max_delay = milliseconds(20)});
+    for (int i = 0; i < 1000; ++i) ASSERT_EQ(fire_on_cpu(prog, 0), 0);
+    ASSERT_TRUE(reader.poll(milliseconds(1000)).ok());
+    ASSERT_EQ(reader.total_stats().switches, 1u) << "a burst of 1000 left the ring woken per record";
+    // Quiet: the rate falls and the ring goes back to a wakeup per record
+    // (an even count), in one of these short passes.
+    clock::time_point pass_start;
+    const clock::time_point give_up = clock::now() + std::chrono::seconds(2);
+    while (reader.total_stats().switches % 2 == 1 && clock::now() < give_up) {
+      pass_start = clock::now();
+      ASSERT_TRUE(reader.poll(milliseconds(0)).ok());
+    }
+    ASSERT_EQ(reader.total_stats().switches % 2, 0u) << "never went back to a wakeup per record";
+    ASSERT_TRUE(reader.poll(milliseconds(0)).ok());  // the drain the switch asked for
+    if (clock::now() - pass_start >= milliseconds(1)) continue;
+    ++conclusive;
+    ASSERT_EQ(got.times.size(), 1000u);
 
-  // The late output: through the ring's own event, which wakes nobody below the watermark.
-  const __u32 key = 0;
-  const __u32 ring_event = static_cast<__u32>(reader.ring_fd(0));
-  ASSERT_EQ(bpf_map_update_elem(bpf_map__fd(tracer.events_map()), &key, &ring_event, BPF_ANY), 0);
-  ASSERT_EQ(fire_on_cpu(prog, 0), 0);
-  const std::uint64_t wakeups = reader.total_stats().wakeups;
-  const auto start = std::chrono::steady_clock::now();
-  const auto r = reader.poll(milliseconds(2000));
-  ASSERT_TRUE(r.ok()) << r.error().what();
-  EXPECT_EQ(*r, 1u) << "the record that missed the switch waited past max_delay";
-  EXPECT_EQ(reader.total_stats().wakeups, wakeups) << "woken: the test proves nothing";
-  EXPECT_LT(std::chrono::steady_clock::now() - start, milliseconds(1000));
+    // The late output: through the ring's own event, which wakes nobody below the watermark.
+    const __u32 key = 0;
+    const __u32 ring_event = static_cast<__u32>(reader.ring_fd(0));
+    ASSERT_EQ(bpf_map_update_elem(bpf_map__fd(tracer.events_map()), &key, &ring_event, BPF_ANY), 0);
+    ASSERT_EQ(fire_on_cpu(prog, 0), 0);
+    const std::uint64_t wakeups = reader.total_stats().wakeups;
+    const auto r = reader.poll(milliseconds(2000));
+    ASSERT_TRUE(r.ok()) << r.error().what();
+    EXPECT_EQ(*r, 1u) << "the record that missed the switch was not flushed";
+    EXPECT_EQ(reader.total_stats().wakeups, wakeups) << "woken: the test proves nothing";
+  }
+  EXPECT_EQ(conclusive, 1) << "the test never drained within 1 ms of the switch";
 }
 
 // A ring that fills while the slot holds the event that wakes per record (a
