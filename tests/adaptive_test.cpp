@@ -205,6 +205,7 @@ TEST(Adaptive, RingBufferProgramStopsWakingTheReaderUnderHeavyTraffic) {
   writer.join();
   ASSERT_TRUE(reader.consume().ok());
   EXPECT_TRUE(watermark_seen) << "the program kept waking the reader on every record";
+  EXPECT_GE(reader.total_stats().switches, 1u);
   EXPECT_EQ(got.times.size() + lost, kFlood + 2u);
   EXPECT_EQ(got.out_of_order(), 0u);
 
@@ -212,6 +213,7 @@ TEST(Adaptive, RingBufferProgramStopsWakingTheReaderUnderHeavyTraffic) {
   const std::size_t flooded = got.times.size();
   expect_woken_per_record(reader, prog, 2);
   EXPECT_EQ(tracer.counts().wakeup_bytes, 0u) << "light again: a wakeup per record";
+  EXPECT_EQ(reader.total_stats().switches % 2, 0u) << "switches: an odd count is polled";
   EXPECT_EQ(got.times.size(), flooded + 2);
 }
 

@@ -165,8 +165,8 @@ class RingParser {
   const char* corrupt_ = nullptr;
 };
 
-[[gnu::hot]] inline std::optional<RingRecord> RingParser::peek_until(std::uint64_t head,
-                                                        std::span<std::byte> scratch) noexcept {
+[[gnu::hot]] inline std::optional<RingRecord> RingParser::peek_until(
+    std::uint64_t head, std::span<std::byte> scratch) noexcept {
   corrupt_ = nullptr;
   next_ = pos_;  // advance() without a record stays put
   if (head - pos_ > size()) return fail("head is more than the ring size ahead of tail");
