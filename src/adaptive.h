@@ -30,6 +30,9 @@ class RateSwitch {
   static constexpr std::uint64_t kToPolledInWindow = static_cast<std::uint64_t>(
       kToPolled * std::chrono::duration<double>(kWindow).count());
 
+  // `start`: where the first window begins.
+  explicit RateSwitch(clock::time_point start = clock::now()) : window_start_(start) {}
+
   bool polled() const noexcept { return polled_; }
   // Counts `records` handed out at `now`; true when the ring should switch
   // mode (polled() then tells the new one).
@@ -55,7 +58,7 @@ class RateSwitch {
 
  private:
   bool polled_ = false;
-  clock::time_point window_start_ = clock::now();
+  clock::time_point window_start_;
   std::uint64_t in_window_ = 0;
 };
 

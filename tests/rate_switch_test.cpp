@@ -14,7 +14,7 @@ using std::chrono::microseconds;
 using std::chrono::milliseconds;
 using clock = RateSwitch::clock;
 
-// Drains of `per_drain` records every `every`, from `start` for `length`:
+// Drains of `per_drain` records every `every`, from `now` for `length`:
 // the number of drains after which the switch said to change mode, or -1.
 int drains_until_switch(RateSwitch& s, clock::time_point& now, std::uint64_t per_drain,
                         clock::duration every, clock::duration length) {
@@ -29,16 +29,16 @@ int drains_until_switch(RateSwitch& s, clock::time_point& now, std::uint64_t per
 TEST(RateSwitch, StartsWokenPerRecord) { EXPECT_FALSE(RateSwitch().polled()); }
 
 TEST(RateSwitch, LightTrafficStaysWoken) {
-  RateSwitch s;
   clock::time_point now = clock::now();
+  RateSwitch s(now);
   // 10,000/s: one record every 100 us, for a second.
   EXPECT_EQ(drains_until_switch(s, now, 1, microseconds(100), milliseconds(1000)), -1);
   EXPECT_FALSE(s.polled());
 }
 
 TEST(RateSwitch, ABurstAtOneWakeupSwitchesAtOnce) {
-  RateSwitch s;
   clock::time_point now = clock::now();
+  RateSwitch s(now);
   EXPECT_FALSE(s.update(RateSwitch::kBurst - 1, now));
   EXPECT_TRUE(s.update(RateSwitch::kBurst, now + microseconds(10)));
   EXPECT_TRUE(s.polled());
@@ -48,8 +48,8 @@ TEST(RateSwitch, ABurstAtOneWakeupSwitchesAtOnce) {
 // is far above kToPolled: the switch comes once the window holds enough to
 // prove it, long before the window ends.
 TEST(RateSwitch, AFastRateOfSmallDrainsSwitchesBeforeTheWindowEnds) {
-  RateSwitch s;
   clock::time_point now = clock::now();
+  RateSwitch s(now);
   const clock::time_point start = now;
   // 500,000/s in drains of 2 records every 4 us.
   const int drains = drains_until_switch(s, now, 2, microseconds(4), milliseconds(100));
@@ -61,8 +61,8 @@ TEST(RateSwitch, AFastRateOfSmallDrainsSwitchesBeforeTheWindowEnds) {
 
 // Records that trickled in over a long quiet time prove no rate.
 TEST(RateSwitch, RecordsSpreadOverMoreThanAWindowDoNotSwitch) {
-  RateSwitch s;
   clock::time_point now = clock::now();
+  RateSwitch s(now);
   // Drains below a burst, just short of what proves the rate in the first window...
   std::uint64_t taken = 0;
   for (int i = 1; taken + (RateSwitch::kBurst - 1) < RateSwitch::kToPolledInWindow; ++i) {
@@ -77,21 +77,21 @@ TEST(RateSwitch, RecordsSpreadOverMoreThanAWindowDoNotSwitch) {
 TEST(RateSwitch, BetweenTheThresholdsTheModeStays) {
   // 30,000/s: below kToPolled, above kToWoken.
   const auto every = microseconds(100);  // 3 records per drain
-  RateSwitch woken;
   clock::time_point now = clock::now();
+  RateSwitch woken(now);
   EXPECT_EQ(drains_until_switch(woken, now, 3, every, milliseconds(200)), -1);
   EXPECT_FALSE(woken.polled());
 
-  RateSwitch polled;
   now = clock::now();
+  RateSwitch polled(now);
   ASSERT_TRUE(polled.update(RateSwitch::kBurst, now));
   EXPECT_EQ(drains_until_switch(polled, now, 3, every, milliseconds(200)), -1);
   EXPECT_TRUE(polled.polled());
 }
 
 TEST(RateSwitch, APolledRingGoesBackToWakeupsWhenTheRateFallsForAWindow) {
-  RateSwitch s;
   clock::time_point now = clock::now();
+  RateSwitch s(now);
   ASSERT_TRUE(s.update(RateSwitch::kBurst, now));
   // Polled every 500 us, finding 5 records each time: 10,000/s.
   const clock::time_point start = now;
@@ -104,8 +104,8 @@ TEST(RateSwitch, APolledRingGoesBackToWakeupsWhenTheRateFallsForAWindow) {
 }
 
 TEST(RateSwitch, AQuietRingIsWokenAgainAtItsNextDrain) {
-  RateSwitch s;
   clock::time_point now = clock::now();
+  RateSwitch s(now);
   ASSERT_TRUE(s.update(RateSwitch::kBurst, now));
   EXPECT_TRUE(s.update(0, now + milliseconds(50)));  // a poll that found nothing
   EXPECT_FALSE(s.polled());
