@@ -34,6 +34,9 @@ class RateSwitch {
   explicit RateSwitch(clock::time_point start = clock::now()) : window_start_(start) {}
 
   bool polled() const noexcept { return polled_; }
+  // The switch update() asked for could not be made: the ring keeps its mode,
+  // and so does the decision (else the next switch would be one in name only).
+  void undo() noexcept { polled_ = !polled_; }
   // Counts `records` handed out at `now`; true when the ring should switch
   // mode (polled() then tells the new one).
   bool update(std::uint64_t records, clock::time_point now) noexcept {

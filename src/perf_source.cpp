@@ -301,8 +301,12 @@ class PerfRing final : public PolledRing {
     const bool woken = !switch_.polled();
     try {
       const int fd = woken ? ring_->woken.get() : ring_->fd.get();
-      if (!slot_owners().store_if_owner(slot_, cpu(), fd)) return;
+      if (!slot_owners().store_if_owner(slot_, cpu(), fd)) {
+        switch_.undo();
+        return;
+      }
     } catch (const Error& e) {  // the slot keeps the event it had: nothing is lost
+      switch_.undo();
       if (pass) pass->add_error(e);
       return;
     }

@@ -88,12 +88,14 @@ class RingbufRing final : public PolledRing {
     if (!counts_ || wakeup_.mode != Wakeup::Mode::adaptive ||
         !switch_.update(records, pass.now))
       return;
-    ++stats.switches;
     try {
       counts_->set_wakeup_bytes(wakeup_bytes());
-    } catch (const Error& e) {
+    } catch (const Error& e) {  // the program keeps the wakeups it had
+      switch_.undo();
       pass.add_error(e);
+      return;
     }
+    ++stats.switches;
     update_timer();
   }
 

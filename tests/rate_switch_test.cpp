@@ -111,5 +111,18 @@ TEST(RateSwitch, AQuietRingIsWokenAgainAtItsNextDrain) {
   EXPECT_FALSE(s.polled());
 }
 
+TEST(RateSwitch, ASwitchThatCouldNotBeMadeIsUndone) {
+  clock::time_point now = clock::now();
+  RateSwitch s(now);
+  ASSERT_TRUE(s.update(RateSwitch::kBurst, now));
+  s.undo();  // the slot could not be moved: the ring is still woken per record
+  EXPECT_FALSE(s.polled());
+  // Light traffic asks for nothing: the ring already has the mode it wants.
+  EXPECT_EQ(drains_until_switch(s, now, 1, milliseconds(1), milliseconds(100)), -1);
+  // The next burst asks for the switch again.
+  EXPECT_TRUE(s.update(RateSwitch::kBurst, now));
+  EXPECT_TRUE(s.polled());
+}
+
 }  // namespace
 }  // namespace perfbuf::detail
