@@ -240,6 +240,48 @@ TEST(TraceCli, PrintsEveryEventAndARatePerSecond) {
   EXPECT_EQ(events, kWrites) << out;
   EXPECT_NE(out.find("recv "), std::string::npos) << out;
   EXPECT_NE(out.find(" events/s"), std::string::npos) << out;
+  EXPECT_NE(out.find("delay from the program to the reader over " + std::to_string(kWrites) +
+                     " events: p50 "),
+            std::string::npos)
+      << out;
+}
+
+// With --events each event says how late it reached the reader, from the
+// program's stamp on the same clock, and the summary gives their spread.
+TEST(TraceCli, EventsCarryTheirDelayFromTheProgram) {
+  REQUIRE_BPF();
+  constexpr int kWrites = 50;
+  constexpr double kRunUs = 1.2e6;
+  for (const char* transport : {"perf", "ringbuf"}) {
+    SCOPED_TRACE(transport);
+    testing::WritingChild child(kWrites);
+    Cli cli({"trace", "--duration", "1.2", "--events", "--json", "--transport", transport,
+             "--pid", std::to_string(child.pid())});
+    ASSERT_TRUE(cli.read_line().has_value()) << "no start line";
+    ASSERT_EQ(child.release_and_wait(), 0);
+    std::string out, err;
+    ASSERT_EQ(cli.wait(out, err), 0) << err;
+    int events = 0;
+    double longest = 0;
+    for (const nlohmann::json& line : json_lines(out)) {
+      if (line.value("type", "") != "event") continue;
+      ++events;
+      // Not 0 (the reader reads the clock after the program did), and no
+      // longer than the run (same clock: not a stamp of another one).
+      const double delay = line.value("delay_us", -1.0);
+      EXPECT_GT(delay, 0) << line.dump();
+      EXPECT_LT(delay, kRunUs) << line.dump();
+      longest = std::max(longest, delay);
+    }
+    EXPECT_EQ(events, kWrites) << out;
+    const nlohmann::json summary = parse_json(last_line(out));
+    const double p50 = summary.value("delay_p50_us", -1.0);
+    const double p99 = summary.value("delay_p99_us", -1.0);
+    EXPECT_GT(p50, 0) << summary.dump();
+    EXPECT_LE(p50, p99) << summary.dump();
+    EXPECT_LE(p99, summary.value("delay_max_us", -1.0)) << summary.dump();
+    EXPECT_DOUBLE_EQ(summary.value("delay_max_us", -1.0), longest) << summary.dump();
+  }
 }
 
 // The BPF programs a process holds, from the fdinfo of its fds.
@@ -302,10 +344,11 @@ TEST(TraceCli, CtrlCDuringADrainPrintsTheSummaryAndLeavesNoProgram) {
   std::string out, err;
   EXPECT_EQ(cli.wait(out, err), 0) << err;
   // After the signal it prints no new event: only what was already in the pipe
-  // and in its output buffer (64 KiB each) comes out, then the summary.
+  // and in its output buffer (64 KiB each) comes out, then the summary (and
+  // what this test's own stream had read ahead of its last line, up to 4 KiB).
   const std::size_t summary_at = out.rfind("{\"type\":\"summary\"");
   ASSERT_NE(summary_at, std::string::npos) << last_line(out);
-  EXPECT_LE(summary_at, std::size_t(2 * 65536 + 256)) << "events kept coming after Ctrl-C";
+  EXPECT_LE(summary_at, std::size_t(2 * 65536 + 4096 + 256)) << "events kept coming after Ctrl-C";
   const std::string summary = out.substr(summary_at);
   EXPECT_EQ(json_number(summary, "cookie_errors"), 0) << summary;
   // The records that piled up while the tool was blocked moved its ring to polling.

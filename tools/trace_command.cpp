@@ -21,6 +21,7 @@
 
 #include "cli.h"
 #include "json_lines.h"
+#include "latency_histogram.h"
 #include "sink_cli.h"
 #include "write_tracer.h"
 
@@ -145,7 +146,31 @@ void add_options(CLI::App& app, TraceArgs& args) {
 struct Counts {
   std::uint64_t received = 0;
   std::uint64_t cookie_errors = 0;
+  // --events: how late each printed event reached the reader, from the
+  // program's stamp (CLOCK_MONOTONIC) to its handler.
+  std::unique_ptr<bench::LatencyHistogram> delays;
 };
+
+std::uint64_t monotonic_ns() {
+  timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return std::uint64_t(t.tv_sec) * 1000000000 + t.tv_nsec;
+}
+
+// The delays of the events printed, in the summary: JSON fields, or a text line.
+void add_delays(Json& summary, const Counts& c) {
+  if (!c.delays || c.delays->count() == 0) return;
+  summary["delay_p50_us"] = rounded(c.delays->percentile(0.5) / 1e3, 1);
+  summary["delay_p99_us"] = rounded(c.delays->percentile(0.99) / 1e3, 1);
+  summary["delay_max_us"] = rounded(c.delays->max() / 1e3, 1);
+}
+void print_delays(const Counts& c) {
+  if (!c.delays || c.delays->count() == 0) return;
+  std::printf("  delay from the program to the reader over %" PRIu64
+              " events: p50 %.1f us, p99 %.1f us, max %.1f us\n",
+              c.delays->count(), c.delays->percentile(0.5) / 1e3,
+              c.delays->percentile(0.99) / 1e3, c.delays->max() / 1e3);
+}
 
 double seconds_since(std::chrono::steady_clock::time_point t) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
@@ -196,6 +221,7 @@ void print_summary(const TraceArgs& args, AttachMode mode, const Reader& reader,
                     {"send_failures", total.failed},
                     {"wakeups", total.wakeups}};
     add_ring_telemetry(summary, total);
+    add_delays(summary, c);
     summary["per_cpu"] = std::move(per_cpu);
     if (sink) summary["sink"] = sink_summary_json(args.sink, *sink, sink_counts, all_lost(total));
     print_json_line(summary);
@@ -205,6 +231,7 @@ void print_summary(const TraceArgs& args, AttachMode mode, const Reader& reader,
                 ", attached via %s\n",
                 c.received, seconds, rate, all_lost(total), total.failed, c.cookie_errors,
                 to_string(mode));
+    print_delays(c);
     for (const CpuStats& s : reader.stats())
       std::printf("  cpu %d: %" PRIu64 " records, %" PRIu64 " lost, %" PRIu64 " wakeups\n",
                   s.cpu, s.records, all_lost(s), s.wakeups);
@@ -244,6 +271,7 @@ int run(const TraceArgs& args, const sigset_t& stop_signals) {
   std::unique_ptr<NatsSink> sink;
   if (args.sink.enabled()) sink = std::make_unique<NatsSink>(args.sink.options());
   Counts counts;
+  if (args.events) counts.delays = std::make_unique<bench::LatencyHistogram>();
   bool final_drain = false;
   auto on_sample = [&](const Sample& s) {
     const std::optional<write_event> checked = checked_write_event(s);
@@ -257,12 +285,16 @@ int run(const TraceArgs& args, const sigset_t& stop_signals) {
     if (g_stop) return final_drain ? Action::next : Action::stop;
     if (!checked || !args.events) return Action::next;
     const write_event& e = *checked;
+    const std::uint64_t now_ns = monotonic_ns();
+    const std::uint64_t delay_ns = now_ns > e.time_ns ? now_ns - e.time_ns : 0;
+    counts.delays->record(delay_ns);
     // A perf record's kernel stamp (the one --ordered sorts by); a ring
     // buffer's records have none, so the program's own.
     const std::uint64_t time_ns = args.transport == Transport::perf ? s.time_ns : e.time_ns;
     if (args.json)
       print_json_line(
-          {{"type", "event"}, {"time_ns", time_ns}, {"cpu", s.cpu}, {"pid", e.tgid}, {"tid", e.tid}});
+          {{"type", "event"}, {"time_ns", time_ns}, {"cpu", s.cpu}, {"pid", e.tgid}, {"tid", e.tid},
+           {"delay_us", rounded(delay_ns / 1e3, 1)}});
     else
       std::printf("%" PRIu64 ".%09" PRIu64 " cpu %d pid %u tid %u\n", time_ns / 1000000000,
                   time_ns % 1000000000, s.cpu, e.tgid, e.tid);
