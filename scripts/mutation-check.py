@@ -85,7 +85,9 @@ def run(cmd, log, timeout=None):
 
 def copy_tree():
     """The tracked files, as they are in the working tree, into TREE.
-    Unchanged files keep their times, so a second run rebuilds little."""
+    Unchanged files keep their times, so a second run rebuilds little; a
+    changed one gets the time of the copy (not its source's, which may be
+    older than an object built from the previous copy)."""
     files = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
                            cwd=ROOT, check=True, capture_output=True).stdout.split(b"\0")
     wanted = set()
@@ -100,7 +102,7 @@ def copy_tree():
         if dst.is_file() and dst.read_bytes() == src.read_bytes():
             continue
         dst.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(src, dst)
+        shutil.copy(src, dst)
     for dst in [p for p in TREE.rglob("*") if p.is_file()]:
         if dst not in wanted:
             dst.unlink()

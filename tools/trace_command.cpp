@@ -37,9 +37,56 @@ constexpr const char* kDescription =
     "buffer, checks each record's cookie and prints the rate once a second.\n";
 
 volatile sig_atomic_t g_stop = 0;
-void on_signal(int) { g_stop = 1; }
+volatile sig_atomic_t g_stop_signals = 0;  // SIGINT/SIGTERM received so far
+void on_signal(int) {
+  g_stop = 1;
+  g_stop_signals = g_stop_signals + 1;
+}
 volatile sig_atomic_t g_dump = 0;  // --flight-recorder: SIGUSR1 asks for the records kept
 void on_dump_signal(int) { g_dump = 1; }
+
+// trace's standard output. Signals interrupt a write blocked on a reader that
+// does not keep up (no SA_RESTART), and on that error the C library's own
+// stream drops its whole buffer: up to 64 KiB of event lines already
+// formatted would never be seen. This one writes on after the first Ctrl-C,
+// so those lines still reach a slow reader, and gives up at the second,
+// writing nothing more: a reader that never reads holds the tool no longer.
+bool g_output_given_up = false;
+ssize_t write_stdout(void*, const char* data, std::size_t size) {
+  std::size_t done = 0;
+  while (!g_output_given_up && done < size) {
+    const ssize_t n = ::write(STDOUT_FILENO, data + done, size - done);
+    if (n >= 0)
+      done += static_cast<std::size_t>(n);
+    else if (errno != EINTR || g_stop_signals >= 2)
+      g_output_given_up = true;
+  }
+  return done == size ? static_cast<ssize_t>(size) : -1;
+}
+
+// Makes `stdout` write_stdout() with a 64 KiB buffer for as long as it lives.
+class TraceOutput {
+ public:
+  TraceOutput() {
+    FILE* out = fopencookie(nullptr, "w", {nullptr, write_stdout, nullptr, nullptr});
+    if (!out) return;  // (no memory) the C library's stream then
+    std::fflush(stdout);
+    std::setvbuf(out, buffer_, _IOFBF, sizeof buffer_);
+    saved_ = stdout;
+    stdout = out;
+  }
+  ~TraceOutput() {
+    if (!saved_) return;
+    std::fclose(stdout);  // writes what is left
+    stdout = saved_;
+  }
+  TraceOutput(const TraceOutput&) = delete;
+  TraceOutput& operator=(const TraceOutput&) = delete;
+
+ private:
+  FILE* saved_ = nullptr;
+  char buffer_[1 << 16];
+};
 
 struct TraceArgs {
   AttachMode attach = AttachMode::automatic;
@@ -159,7 +206,9 @@ std::uint64_t monotonic_ns() {
 
 // The delays of the events printed, in the summary: JSON fields, or a text line.
 void add_delays(Json& summary, const Counts& c) {
-  if (!c.delays || c.delays->count() == 0) return;
+  if (!c.delays) return;
+  summary["events_printed"] = c.delays->count();
+  if (c.delays->count() == 0) return;
   summary["delay_p50_us"] = rounded(c.delays->percentile(0.5) / 1e3, 1);
   summary["delay_p99_us"] = rounded(c.delays->percentile(0.99) / 1e3, 1);
   summary["delay_max_us"] = rounded(c.delays->max() / 1e3, 1);
@@ -543,8 +592,7 @@ int trace(const TraceArgs& args) {
   }
   sigprocmask(SIG_BLOCK, &stop_signals, nullptr);
 
-  static char out_buffer[1 << 16];
-  std::setvbuf(stdout, out_buffer, _IOFBF, sizeof out_buffer);
+  static TraceOutput output;  // (static: its buffer is not on the stack)
   try {
     return args.flight_bytes ? run_flight_recorder(args, stop_signals) : run(args, stop_signals);
   } catch (const Error& e) {
