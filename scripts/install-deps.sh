@@ -17,6 +17,7 @@ packages=(
   gnuplot-nox                       # perfbuf bench --plot
   dpkg-dev file                     # cpack -G DEB: the package's library dependencies (dpkg-shlibdeps)
   python3 ninja-build               # scripts/mutation-check.py (tomllib, fast rebuilds), fuzz corpus
+  strace                            # a trace test cuts a write(2) short with EINTR (-e inject)
 )
 
 if [ "$(id -u)" -ne 0 ]; then

@@ -23,9 +23,13 @@ namespace perfbuf::testing {
 // A child process running the perfbuf binary, stdout and stderr on pipes.
 class Cli {
  public:
-  // in_child runs in the child just before exec (e.g. to change its mount namespace).
-  explicit Cli(std::vector<std::string> args, const std::function<void()>& in_child = {}) {
+  // in_child runs in the child just before exec (e.g. to change its mount
+  // namespace); `run_under`: a program that runs the binary (e.g. strace and
+  // its options), or none.
+  explicit Cli(std::vector<std::string> args, const std::function<void()>& in_child = {},
+               const std::vector<std::string>& run_under = {}) {
     args.insert(args.begin(), PERFBUF_CLI);
+    args.insert(args.begin(), run_under.begin(), run_under.end());
     int out[2], err[2];
     if (pipe2(out, O_CLOEXEC) || pipe2(err, O_CLOEXEC)) throw std::runtime_error("pipe");
     pid_ = fork();

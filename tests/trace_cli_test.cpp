@@ -284,6 +284,32 @@ TEST(TraceCli, EventsCarryTheirDelayFromTheProgram) {
   }
 }
 
+// A write of the tool's output that a signal cuts short (EINTR, made here by
+// strace at the tool's third write(2), with no signal at all) is written
+// again: no event line formatted before it is dropped.
+TEST(TraceCli, AWriteCutShortByASignalLosesNoLine) {
+  REQUIRE_BPF();
+  if (access("/usr/bin/strace", X_OK) != 0) {
+    if (std::getenv("CI")) FAIL() << "strace is missing (scripts/install-deps.sh installs it)";
+    GTEST_SKIP() << "strace is not installed";
+  }
+  testing::WritingChild child(20000);  // ~2 MB of event lines: many writes
+  Cli cli({"trace", "--events", "--json", "--duration", "1.5", "--pid", std::to_string(child.pid())},
+          {},
+          {"/usr/bin/strace", "-qq", "-o", "/dev/null", "-e", "trace=write", "-e",
+           "inject=write:error=EINTR:when=3"});
+  ASSERT_TRUE(cli.read_line().has_value()) << "no start line";
+  ASSERT_EQ(child.release_and_wait(), 0);
+  std::string out, err;
+  ASSERT_EQ(cli.wait(out, err), 0) << err;
+  long long events = 0;
+  for (const nlohmann::json& line : json_lines(out)) events += line.value("type", "") == "event";
+  const std::string summary = last_line(out);
+  EXPECT_GT(events, 2 * 65536 / 100) << "too few lines for a third write of events";
+  EXPECT_EQ(json_number(summary, "events_printed"), events) << summary;
+  EXPECT_EQ(json_number(summary, "received"), events) << summary;
+}
+
 // The BPF programs a process holds, from the fdinfo of its fds.
 std::vector<unsigned> bpf_prog_ids(pid_t pid) {
   std::vector<unsigned> ids;
