@@ -299,9 +299,10 @@ Figures run_once(const std::string& name, const Config& config, const BenchArgs&
   f.cpu_ns_per_record = sink.records() ? cpu_s * 1e9 / sink.records() : 0;
   f.wakeups_per_s = consumer->wakeups() / seconds;
   f.latencies = sink.latencies();
-  f.p50_us = f.latencies.percentile(0.50) / 1000;
-  f.p99_us = f.latencies.percentile(0.99) / 1000;
-  f.max_us = f.latencies.percentile(1.0) / 1000;
+  const LatencyHistogram::Summary delays = f.latencies.summary_us();
+  f.p50_us = delays.p50_us;
+  f.p99_us = delays.p99_us;
+  f.max_us = delays.max_us;
   f.peak_rss_mib = peak_rss_mib();
   f.consumer_cpu_pct = wall_s > 0 ? 100 * rusage_s / wall_s : 0;
   f.producer_cpu_ns_per_record = sent.attempts ? producers.cpu_seconds() * 1e9 / sent.attempts : 0;
@@ -337,14 +338,12 @@ Counts total(const std::vector<Figures>& runs) {
 }
 
 // Delivery delays over every record of every round, in microseconds.
-struct Latency {
-  double p50_us = 0, p99_us = 0, max_us = 0;
-};
+using Latency = LatencyHistogram::Summary;
 
 Latency latency_of(const std::vector<Figures>& runs) {
   LatencyHistogram all;
   for (const Figures& f : runs) all.merge(f.latencies);
-  return {all.percentile(0.50) / 1000, all.percentile(0.99) / 1000, all.percentile(1.0) / 1000};
+  return all.summary_us();
 }
 
 struct Row {

@@ -21,10 +21,7 @@ void RecordSink::on_record(const void* data, std::size_t size) {
   if ((++records_ & 1023) == 0) publish();
   std::uint64_t emitted;
   std::memcpy(&emitted, data, sizeof emitted);  // bench_record::time_ns
-  timespec now;
-  clock_gettime(CLOCK_MONOTONIC, &now);
-  const std::uint64_t now_ns = std::uint64_t(now.tv_sec) * 1000000000 + now.tv_nsec;
-  latencies_.record(now_ns > emitted ? now_ns - emitted : 0);
+  latencies_.record(ns_since(emitted));
 }
 
 namespace {

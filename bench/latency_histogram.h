@@ -7,7 +7,18 @@
 #include <cmath>
 #include <cstdint>
 
+#include <time.h>
+
 namespace perfbuf::bench {
+
+// How long ago `stamp_ns` was, for a record stamped by bpf_ktime_get_ns()
+// (CLOCK_MONOTONIC); 0 for a stamp not yet reached.
+inline std::uint64_t ns_since(std::uint64_t stamp_ns) {
+  timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  const std::uint64_t now_ns = std::uint64_t(t.tv_sec) * 1000000000 + t.tv_nsec;
+  return now_ns > stamp_ns ? now_ns - stamp_ns : 0;
+}
 
 // Values (nanoseconds) below 2^kSubBits are counted exactly; above, each power
 // of two is split into 2^kSubBits buckets of equal width, so a bucket is at
@@ -32,6 +43,14 @@ class LatencyHistogram {
   }
   std::uint64_t count() const { return count_; }
   std::uint64_t max() const { return max_; }
+
+  // What reports give of the values, in microseconds.
+  struct Summary {
+    double p50_us = 0, p99_us = 0, max_us = 0;
+  };
+  Summary summary_us() const {
+    return {percentile(0.50) / 1000, percentile(0.99) / 1000, static_cast<double>(max_) / 1000};
+  }
 
   // The value below which a fraction p (0..1) of the records lie: the
   // midpoint of the bucket holding the record of rank ceil(p * count), never

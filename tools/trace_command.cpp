@@ -198,27 +198,22 @@ struct Counts {
   std::unique_ptr<bench::LatencyHistogram> delays;
 };
 
-std::uint64_t monotonic_ns() {
-  timespec t;
-  clock_gettime(CLOCK_MONOTONIC, &t);
-  return std::uint64_t(t.tv_sec) * 1000000000 + t.tv_nsec;
-}
-
 // The delays of the events printed, in the summary: JSON fields, or a text line.
 void add_delays(Json& summary, const Counts& c) {
   if (!c.delays) return;
   summary["events_printed"] = c.delays->count();
   if (c.delays->count() == 0) return;
-  summary["delay_p50_us"] = rounded(c.delays->percentile(0.5) / 1e3, 1);
-  summary["delay_p99_us"] = rounded(c.delays->percentile(0.99) / 1e3, 1);
-  summary["delay_max_us"] = rounded(c.delays->max() / 1e3, 1);
+  const bench::LatencyHistogram::Summary d = c.delays->summary_us();
+  summary["delay_p50_us"] = rounded(d.p50_us, 1);
+  summary["delay_p99_us"] = rounded(d.p99_us, 1);
+  summary["delay_max_us"] = rounded(d.max_us, 1);
 }
 void print_delays(const Counts& c) {
   if (!c.delays || c.delays->count() == 0) return;
+  const bench::LatencyHistogram::Summary d = c.delays->summary_us();
   std::printf("  delay from the program to the reader over %" PRIu64
               " events: p50 %.1f us, p99 %.1f us, max %.1f us\n",
-              c.delays->count(), c.delays->percentile(0.5) / 1e3,
-              c.delays->percentile(0.99) / 1e3, c.delays->max() / 1e3);
+              c.delays->count(), d.p50_us, d.p99_us, d.max_us);
 }
 
 double seconds_since(std::chrono::steady_clock::time_point t) {
@@ -334,8 +329,7 @@ int run(const TraceArgs& args, const sigset_t& stop_signals) {
     if (g_stop) return final_drain ? Action::next : Action::stop;
     if (!checked || !args.events) return Action::next;
     const write_event& e = *checked;
-    const std::uint64_t now_ns = monotonic_ns();
-    const std::uint64_t delay_ns = now_ns > e.time_ns ? now_ns - e.time_ns : 0;
+    const std::uint64_t delay_ns = bench::ns_since(e.time_ns);
     counts.delays->record(delay_ns);
     // A perf record's kernel stamp (the one --ordered sorts by); a ring
     // buffer's records have none, so the program's own.
