@@ -23,6 +23,8 @@ constexpr std::size_t kMinFrameBytes = 64;
 // The pause before a negatively acknowledged message is sent again, times
 // its attempt (at most ack_wait).
 constexpr std::chrono::milliseconds kResendPause{250};
+// At the end, the time for the server to confirm it sends no more acks.
+constexpr std::chrono::milliseconds kDrainWait{1000};
 
 std::uint64_t random_run_id() {
   std::random_device device;
@@ -134,6 +136,7 @@ struct NatsSink::Impl {
   std::shared_ptr<State> state;  // the callbacks' closure
 
   ~Impl() {
+    drain();
     jsCtx_Destroy(js);
     natsConnection_Destroy(connection);
     natsOptions_Destroy(options);
@@ -144,6 +147,21 @@ struct NatsSink::Impl {
     std::lock_guard lock(state->mutex);
     if (!connection) state->closed = true;
     if (!state->callbacks_done()) state->self = state;
+  }
+
+  // libnats 3.4 (Debian 12's) can free a subscription while its read loop is
+  // handing it a message (a use after free, fixed in nats.c 3.6.1): destroying
+  // the JetStream context while acks are still coming is that race. Draining
+  // the connection first has the server drop the acks' subscription (its
+  // UNSUB and a round trip) before it goes; the drain ends by closing the
+  // connection. Bounded: a server that does not answer costs kDrainWait.
+  void drain() {
+    if (!connection || !state || natsConnection_Status(connection) != NATS_CONN_STATUS_CONNECTED)
+      return;
+    if (natsConnection_DrainTimeout(connection, kDrainWait.count()) != NATS_OK) return;
+    std::unique_lock lock(state->mutex);
+    state->changed.wait_for(lock, kDrainWait + std::chrono::milliseconds(500),
+                            [this] { return state->closed; });
   }
 };
 
