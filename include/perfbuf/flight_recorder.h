@@ -22,15 +22,14 @@
 #pragma once
 
 #include <perfbuf/error.h>
+#include <perfbuf/payload.h>
 
 #include <time.h>
 
 #include <cstddef>
 #include <cstdint>
-#include <cstring>
 #include <memory>
 #include <span>
-#include <type_traits>
 #include <vector>
 
 struct bpf_map;
@@ -59,12 +58,10 @@ struct FlightRecord {
   // The bytes the program sent, plus up to 7 bytes of kernel padding.
   std::vector<std::byte> data;
 
+  // Copies the start of the payload into out; false if the payload is shorter.
   template <class T>
   bool read(T& out) const noexcept {
-    static_assert(std::is_trivially_copyable_v<T>);
-    if (data.size() < sizeof(T)) return false;
-    std::memcpy(&out, data.data(), sizeof(T));
-    return true;
+    return read_payload(data, out);
   }
 };
 

@@ -29,6 +29,7 @@
 #include <perfbuf/error.h>
 #include <perfbuf/action.h>
 #include <perfbuf/bpf_counts.h>
+#include <perfbuf/payload.h>
 
 #include <signal.h>
 #include <time.h>
@@ -36,7 +37,6 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
-#include <cstring>
 #include <functional>
 #include <memory>
 #include <span>
@@ -62,13 +62,9 @@ struct Sample {
   bool late = false;
 
   // Copies the start of the payload into out; false if the payload is shorter.
-  // (The payload is only 4-byte aligned in the ring, so it is not cast in place.)
   template <class T>
   bool read(T& out) const noexcept {
-    static_assert(std::is_trivially_copyable_v<T>);
-    if (data.size() < sizeof(T)) return false;
-    std::memcpy(&out, data.data(), sizeof(T));
-    return true;
+    return read_payload(data, out);
   }
 };
 
