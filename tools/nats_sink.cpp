@@ -25,6 +25,7 @@ constexpr std::size_t kMinFrameBytes = 64;
 constexpr std::chrono::milliseconds kResendPause{250};
 // At the end, the time for the server to confirm it sends no more acks.
 constexpr std::chrono::milliseconds kDrainWait{1000};
+constexpr std::chrono::milliseconds kCloseWait{500};
 
 std::uint64_t random_run_id() {
   std::random_device device;
@@ -154,14 +155,14 @@ struct NatsSink::Impl {
   // the JetStream context while acks are still coming is that race. Draining
   // the connection first has the server drop the acks' subscription (its
   // UNSUB and a round trip) before it goes; the drain ends by closing the
-  // connection. Bounded: a server that does not answer costs kDrainWait.
+  // connection. Bounded: a server that does not answer costs kDrainWait and
+  // the close after it (kCloseWait).
   void drain() {
     if (!connection || !state || natsConnection_Status(connection) != NATS_CONN_STATUS_CONNECTED)
       return;
     if (natsConnection_DrainTimeout(connection, kDrainWait.count()) != NATS_OK) return;
     std::unique_lock lock(state->mutex);
-    state->changed.wait_for(lock, kDrainWait + std::chrono::milliseconds(500),
-                            [this] { return state->closed; });
+    state->changed.wait_for(lock, kDrainWait + kCloseWait, [this] { return state->closed; });
   }
 };
 
