@@ -3,6 +3,7 @@
 
 #include <array>
 #include <chrono>
+#include <optional>
 #include <cstring>
 #include <map>
 #include <set>
@@ -96,6 +97,25 @@ TEST(NatsSink, DestroyedWithoutFinishIsSafe) {
     NatsSink sink(options_for(server, "EARLY"));
     if (i % 2) sink.add(1, 0, payload(i));
   }
+}
+
+// At its end the sink drains the connection (so that no ack reaches the
+// client's objects as they go) and waits for the server's answer at most
+// 1 s, then 0.5 s for the close: a server that stopped answering does not
+// hold up the end for longer (finish()'s own waits come on top).
+TEST(NatsSink, DestroyedWhileTheServerIsStoppedEndsWithinTheDrainsBound) {
+  REQUIRE_NATS_SERVER();
+  NatsServer server;
+  std::optional<NatsSink> sink(std::in_place, options_for(server, "STOPPED_END"));
+  for (std::uint64_t i = 0; i < 10; ++i) sink->add(i, 0, payload(i));
+  server.stop();
+  const auto started = std::chrono::steady_clock::now();
+  sink.reset();
+  const auto elapsed = std::chrono::steady_clock::now() - started;
+  server.resume();
+  server.kill();
+  EXPECT_LT(elapsed, std::chrono::seconds(5))
+      << std::chrono::duration_cast<std::chrono::milliseconds>(elapsed).count() << " ms";
 }
 
 TEST(NatsSink, ClearErrorsWhenItCannotStart) {
