@@ -184,6 +184,7 @@ class PerfRing final : public PolledRing {
   }
 
   [[gnu::hot]] void drain(Pass& pass, std::uint64_t budget) override {
+    note_fill(fill());
     more = false;
     bool probed = false;
     for (;;) {
@@ -238,6 +239,10 @@ class PerfRing final : public PolledRing {
   // The ring to read now: rings of events a CPU's going offline ended, until
   // each is read to its end (no more writes come), then the CPU's ring.
   [[gnu::hot]] RingParser& reading() {
+    if (retired_.empty()) [[likely]] return ring_->parser;
+    return reading_retired();
+  }
+  [[gnu::cold]] RingParser& reading_retired() {
     while (!retired_.empty()) {
       RingParser& parser = retired_.front()->parser;
       if (parser.unread() != 0) return parser;
@@ -255,7 +260,9 @@ class PerfRing final : public PolledRing {
   }
 
   // Hands at most `budget` records of one ring to the handler; the number taken.
-  [[gnu::hot]] std::uint64_t drain(RingParser& parser, Pass& pass, std::uint64_t budget) {
+  // (Out of line: drain() above calls it twice, and one copy is less code
+  // to bring in at a wakeup.)
+  [[gnu::hot, gnu::noinline]] std::uint64_t drain(RingParser& parser, Pass& pass, std::uint64_t budget) {
     struct Visitor {
       PerfRing& ring;
       std::uint64_t budget;
@@ -298,6 +305,10 @@ class PerfRing final : public PolledRing {
   [[gnu::hot]] void adapt(std::uint64_t records, clock::time_point now, Pass* pass) {
     records_at_adapt_ = stats.records;
     if (ring_->woken.get() < 0 || !switch_.update(records, now)) return;
+    switch_event(pass);
+  }
+  // Moves the map slot to the event RateSwitch asked for.
+  [[gnu::cold]] void switch_event(Pass* pass) {
     const bool woken = !switch_.polled();
     try {
       const int fd = woken ? ring_->woken.get() : ring_->fd.get();

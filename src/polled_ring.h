@@ -6,6 +6,7 @@
 
 #include <time.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <optional>
@@ -87,6 +88,8 @@ class PolledRing {
   virtual std::uint64_t fill() const noexcept = 0;
   // Hands at most `budget` records to the handlers. Sets `more` when the
   // budget ran out with records left, so the loop comes back without waiting.
+  // Takes note_fill(fill()) as it begins (there, where the ring is read
+  // anyway, rather than through one more call per wakeup).
   virtual void drain(Pass& pass, std::uint64_t budget) = 0;
 
   // Time-ordered delivery, for rings whose records carry a timestamp (perf
@@ -118,6 +121,11 @@ class PolledRing {
     if (timers_) --(*timers_)[timer_];
     timers_ = timers;
     if (timers_) ++(*timers_)[timer_];
+  }
+
+  // Raises stats.fill_high_water to `bytes` waiting at the start of a drain.
+  void note_fill(std::uint64_t bytes) noexcept {
+    stats.fill_high_water = std::max(stats.fill_high_water, bytes);
   }
 
   int cpu() const noexcept { return stats.cpu; }  // -1: a ring shared by all CPUs

@@ -44,13 +44,12 @@ Error foreign_fd_error(std::uint64_t token) {
                            "add your fds to your own set, and use wake() to stop a poll()");
 }
 
-// Counts a drain of `ring` and its time, and how full the ring was when it
-// began. The drain starts at pass.now and ends with the clock read that
-// moves pass.now on.
+// Counts a drain of `ring` and its time (the ring notes how full it was).
+// The drain starts at pass.now and ends with the clock read that moves
+// pass.now on.
 class Telemetry {
  public:
   Telemetry(PolledRing& ring, Pass& pass) : ring_(ring), pass_(pass), start_(pass.now) {
-    ring.stats.fill_high_water = std::max(ring.stats.fill_high_water, ring.fill());
     ++ring.stats.drains;
   }
   ~Telemetry() {  // also when a handler throws
@@ -201,7 +200,7 @@ void Poller::drain_ordered(Pass& pass, std::uint64_t budget, bool hold_recent) {
   std::vector<std::uint64_t> records_before(timed.size());
   for (std::size_t i = 0; i < timed.size(); ++i) {
     records_before[i] = timed[i]->stats.records;
-    timed[i]->stats.fill_high_water = std::max(timed[i]->stats.fill_high_water, timed[i]->fill());
+    timed[i]->note_fill(timed[i]->fill());
     ++timed[i]->stats.drains;
   }
   for (std::size_t i = 0; i < timed.size(); ++i) {
@@ -247,7 +246,7 @@ void Poller::drain_ordered(Pass& pass, std::uint64_t budget, bool hold_recent) {
     if (ring && !ring->timed()) drain(*ring, pass, budget);
 }
 
-[[gnu::hot]] void Poller::drain_more(Pass& pass) {
+void Poller::drain_more(Pass& pass) {
   if (rebuild_more_) {  // a handler threw while the list was served: rebuild it from the rings
     rebuild_more_ = false;
     more_.clear();
@@ -287,13 +286,56 @@ bool Poller::any_readable() const {
                      [](const PolledRing* r) { return r && r->readable(); });
 }
 
-[[gnu::hot]] std::optional<Poller::clock::duration> Poller::flush_interval() const {
-  // (records the reorder window holds back have release_at_)
-  if (timers_[RingTimer::poll] > 0) return std::min<clock::duration>(options_.max_delay, kAdaptivePoll);
-  if (timers_[RingTimer::flush] > 0) return options_.max_delay;
-  return std::nullopt;
+// Busy polling: spins until a ring is readable or busy_poll has passed, and
+// drains them all if one is. A result when that ends the poll().
+std::optional<Result<std::size_t>> Poller::spin(Pass& pass, clock::time_point& now,
+                                                clock::time_point deadline,
+                                                const sigset_t* sigmask) {
+  const clock::time_point spin_end = std::min(deadline, now + options_.busy_poll);
+  while (!any_readable() && now < spin_end) now = clock::now();
+  if (!any_readable()) return std::nullopt;
+  pass.now = now;
+  if (drain_all(pass, options_.ring_budget)) last_flush_ = now;
+  if (pass.records == 0 && !pass.error) return std::nullopt;
+  // No wait happened: deliver a signal the caller unblocks for the wait now.
+  if (sigmask && deliver_pending(*sigmask)) return Error(EINTR, "poll: interrupted by a signal");
+  return pass.result();
 }
 
+// The events of a wait that are not rings: the wake eventfd, the hotplug
+// socket, an fd someone else put in the set. True if wake() was called.
+bool Poller::serve_other_events(int n, Pass& pass) {
+  bool woken = false;
+  sys::CpuEvents cpu_events;
+  std::optional<std::uint64_t> foreign;
+  for (int i = 0; i < n; ++i) {
+    const std::uint64_t token = events_[i].data.u64;
+    if (token == kWakeToken) {
+      sys::eventfd_clear(wake_.get());
+      woken = true;
+    } else if (token == kHotplugToken) {
+      cpu_events = sys::uevent_read_cpus(uevents_.get());
+    } else if (!ring_of(token)) {
+      foreign = token;
+    }
+  }
+  // After the scan: following the CPUs may add rings (and grow events_).
+  if (cpu_events.any && cpus_changed_) {
+    try {
+      cpus_changed_(cpu_events);
+    } catch (const Error& e) {
+      pass.add_error(e);
+    }
+  }
+  // Waiting again would return at once for as long as the foreign fd is ready: a spin.
+  if (foreign) pass.add_error(foreign_fd_error(*foreign));
+  return woken;
+}
+
+// The common wakeup, one ring with a record or a few and nothing else to
+// do, runs through the loop below only: what else can happen (busy polling,
+// other fds, rings left with records, a flush due) is behind one test each,
+// out of line, so that a wakeup brings in little code.
 [[gnu::hot]] Result<std::size_t> Poller::poll(std::chrono::milliseconds timeout,
                                              const sigset_t* sigmask) {
   // Negative, or too long to add to a time point without overflow: no limit.
@@ -302,19 +344,8 @@ bool Poller::any_readable() const {
   const clock::time_point deadline = forever ? clock::time_point::max() : now + timeout;
   for (;;) {
     Pass pass(++passes_, now);
-    if (options_.busy_poll.count() > 0) {
-      const clock::time_point spin_end = std::min(deadline, now + options_.busy_poll);
-      while (!any_readable() && now < spin_end) now = clock::now();
-      if (any_readable()) {
-        pass.now = now;
-        if (drain_all(pass, options_.ring_budget)) last_flush_ = now;
-        if (pass.records > 0 || pass.error) {
-          // No wait happened: deliver a signal the caller unblocks for the wait now.
-          if (sigmask && deliver_pending(*sigmask))
-            return Error(EINTR, "poll: interrupted by a signal");
-          return pass.result();
-        }
-      }
+    if (options_.busy_poll.count() > 0) [[unlikely]] {
+      if (auto done = spin(pass, now, deadline, sigmask)) return std::move(*done);
     }
     const std::optional<clock::duration> flush_every = flush_interval();
     const clock::time_point next_flush =
@@ -326,47 +357,31 @@ bool Poller::any_readable() const {
                                                  clock::duration::zero(), std::chrono::hours(24));
     const int n = sys::epoll_wait_for(epoll_.get(), events_.data(),
                                       static_cast<int>(events_.size()), wait, sigmask);
-    if (n < 0) {
+    if (n < 0) [[unlikely]] {
       if (errno == EINTR) return Error(EINTR, "epoll_pwait: interrupted by a signal");
       return sys::last_error("epoll_pwait");
     }
     pass.now = steady_now();
     // Every ring epoll reported is drained, even after one fails: its readiness is used up.
-    bool woken = false, ready = false;
-    sys::CpuEvents cpu_events;
-    std::optional<std::uint64_t> foreign;
+    bool others = false, ready = false;
     for (int i = 0; i < n; ++i) {
-      const std::uint64_t token = events_[i].data.u64;
-      if (token == kWakeToken) {
-        sys::eventfd_clear(wake_.get());
-        woken = true;
-      } else if (token == kHotplugToken) {
-        cpu_events = sys::uevent_read_cpus(uevents_.get());
-      } else if (PolledRing* ring = ring_of(token)) {
+      PolledRing* ring = ring_of(events_[i].data.u64);
+      if (!ring) [[unlikely]] {
+        others = true;
+      } else {
         ++ring->stats.wakeups;
         if (!options_.ordered) drain(*ring, pass, options_.ring_budget);
         else ready = true;  // merged below, with every other ring
-      } else {
-        foreign = token;
       }
     }
-    // After the events: following the CPUs may add rings (and grow events_).
-    if (cpu_events.any && cpus_changed_) {
-      try {
-        cpus_changed_(cpu_events);
-      } catch (const Error& e) {
-        pass.add_error(e);
-      }
-    }
+    const bool woken = others && serve_other_events(n, pass);
     if (ready) drain_ordered(pass, options_.ring_budget, /*hold_recent=*/true);
-    else drain_more(pass);
+    else if (!more_.empty() || rebuild_more_) drain_more(pass);
     now = pass.now;
     // Records below the wakeup threshold: drain every ring at least every
     // flush_every; and records the reorder window held back, once it has passed.
     if (!pass.stopped && now >= next_flush && drain_all(pass, options_.ring_budget))
       last_flush_ = now;
-    // Waiting again would return at once for as long as the foreign fd is ready: a spin.
-    if (foreign) pass.add_error(foreign_fd_error(*foreign));
     if (pass.records > 0 || pass.error || woken || now >= deadline) return pass.result();
   }
 }

@@ -60,8 +60,13 @@ class Poller {
   // Ordered mode: the timed rings merged by time, the others as they come.
   // hold_recent: records younger than the window wait (consume() takes all).
   void drain_ordered(Pass& pass, std::uint64_t budget, bool hold_recent);
-  // The rings whose last drain left records (more_).
+  // The rings whose last drain left records (more_): called when the list
+  // is not empty or must be rebuilt.
   void drain_more(Pass& pass);
+  [[gnu::cold]] std::optional<Result<std::size_t>> spin(Pass& pass, clock::time_point& now,
+                                                       clock::time_point deadline,
+                                                       const sigset_t* sigmask);
+  [[gnu::cold]] bool serve_other_events(int n, Pass& pass);
   void list_if_more(PolledRing& ring);
   // The same, with `more` set if the ring still holds records (a handler
   // stopped or threw in the middle of it).
@@ -70,7 +75,12 @@ class Poller {
   // How often every ring must be drained: kAdaptivePoll while a ring is
   // polled, max_delay while records may wait below a wakeup threshold, never
   // when every ring wakes the reader per record (from timers_, O(1)).
-  std::optional<clock::duration> flush_interval() const;
+  std::optional<clock::duration> flush_interval() const {
+    // (records the reorder window holds back have release_at_)
+    if (timers_[RingTimer::poll] > 0) return std::min<clock::duration>(options_.max_delay, kAdaptivePoll);
+    if (timers_[RingTimer::flush] > 0) return options_.max_delay;
+    return std::nullopt;
+  }
   PolledRing* ring_of(std::uint64_t token) const;
 
   LoopOptions options_;

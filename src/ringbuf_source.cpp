@@ -42,6 +42,7 @@ class RingbufRing final : public PolledRing {
   }
 
   [[gnu::hot]] void drain(Pass& pass, std::uint64_t budget) override {
+    note_fill(fill());
     struct Visitor {
       RingbufRing& ring;
       Action on_sample(const RawSample& raw) {

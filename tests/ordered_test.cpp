@@ -43,6 +43,7 @@ class FakeTimedRing final : public detail::PolledRing {
   bool readable() const noexcept override { return !visible_.empty(); }
   std::uint64_t fill() const noexcept override { return visible_.size() * 16; }
   void drain(detail::Pass& pass, std::uint64_t budget) override {
+    note_fill(fill());
     for (std::uint64_t n = 0; n < budget && !visible_.empty(); ++n) take_next(pass, false);
   }
   bool timed() const noexcept override { return true; }
