@@ -20,6 +20,7 @@ import argparse
 import collections
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -101,6 +102,12 @@ def main():
     parser.add_argument("--duration", type=float, default=3, help="seconds per consumer")
     parser.add_argument("--pages", action="store_true", help="list the code pages")
     args = parser.parse_args()
+    if not shutil.which("valgrind"):
+        sys.exit("wakeup-cost: valgrind not found; install it with `apt-get install valgrind` "
+                 "(not in scripts/install-deps.sh: nothing in CI needs it)")
+    if not os.access(args.perfbuf, os.X_OK):
+        sys.exit(f"wakeup-cost: {args.perfbuf} is not an executable; build with scripts/build.sh "
+                 "or name the binary with --perfbuf")
     print(f"{'consumer':24} {'wakeups':>8} {'instr':>7} {'I1 miss':>8} {'D1 miss':>8} {'code pages':>10}")
     with tempfile.TemporaryDirectory() as tmp:
         for consumer in args.consumers.split(","):
