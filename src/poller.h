@@ -83,24 +83,25 @@ class Poller {
   }
   PolledRing* ring_of(std::uint64_t token) const;
 
+  // What every wakeup reads first, side by side (fewer cache lines), then the rest.
   LoopOptions options_;
   sys::Fd epoll_;
-  sys::Fd wake_;                     // eventfd in the epoll set: wake() ends a wait
-  sys::Fd uevents_;                  // the kernel's device events, for CPU hotplug
-  std::function<void(const sys::CpuEvents&)> cpus_changed_;
+  RingTimers timers_;                // what the rings need from the timer
+  bool rebuild_more_ = false;  // the list may miss rings: a handler threw while it was served
   std::vector<PolledRing*> rings_;   // by id; nullptr where a ring was removed
   std::vector<epoll_event> events_;
-  RingTimers timers_;                // what the rings need from the timer
   // Ids of rings that were left with records to serve again without a wait
   // (PolledRing::more), each listed once; serving_: the list being served.
   std::vector<std::uint32_t> more_, serving_;
-  bool rebuild_more_ = false;  // the list may miss rings: a handler threw while it was served
   clock::time_point last_flush_ = clock::now();
-  std::uint64_t last_time_ = 0;  // ordered mode: the newest time handed out
   // Ordered mode: when the oldest record held back by the window may go out;
   // the next pass comes then, not at the next flush.
   clock::time_point release_at_ = clock::time_point::max();
   std::uint64_t passes_ = 0;     // ids for Pass
+  std::uint64_t last_time_ = 0;  // ordered mode: the newest time handed out
+  sys::Fd wake_;                     // eventfd in the epoll set: wake() ends a wait
+  sys::Fd uevents_;                  // the kernel's device events, for CPU hotplug
+  std::function<void(const sys::CpuEvents&)> cpus_changed_;
 };
 
 }  // namespace perfbuf::detail
