@@ -352,7 +352,7 @@ bool Poller::serve_other_events(int n, Pass& pass) {
         std::min(flush_every ? last_flush_ + *flush_every : clock::time_point::max(), release_at_);
     // Rings left with records by their budget are served again without a wait.
     const clock::duration wait =
-        !more_.empty() || rebuild_more_ ? clock::duration::zero()
+        more_to_serve() ? clock::duration::zero()
                    : std::clamp<clock::duration>(std::min(deadline, next_flush) - now,
                                                  clock::duration::zero(), std::chrono::hours(24));
     const int n = sys::epoll_wait_for(epoll_.get(), events_.data(),
@@ -366,7 +366,7 @@ bool Poller::serve_other_events(int n, Pass& pass) {
     bool others = false, ready = false;
     for (int i = 0; i < n; ++i) {
       PolledRing* ring = ring_of(events_[i].data.u64);
-      if (!ring) [[unlikely]] {
+      if (!ring) [[unlikely]] {  // the wake eventfd, the hotplug socket, a foreign fd
         others = true;
       } else {
         ++ring->stats.wakeups;
@@ -376,7 +376,7 @@ bool Poller::serve_other_events(int n, Pass& pass) {
     }
     const bool woken = others && serve_other_events(n, pass);
     if (ready) drain_ordered(pass, options_.ring_budget, /*hold_recent=*/true);
-    else if (!more_.empty() || rebuild_more_) drain_more(pass);
+    else if (more_to_serve()) drain_more(pass);
     now = pass.now;
     // Records below the wakeup threshold: drain every ring at least every
     // flush_every; and records the reorder window held back, once it has passed.

@@ -60,9 +60,10 @@ class Poller {
   // Ordered mode: the timed rings merged by time, the others as they come.
   // hold_recent: records younger than the window wait (consume() takes all).
   void drain_ordered(Pass& pass, std::uint64_t budget, bool hold_recent);
-  // The rings whose last drain left records (more_): called when the list
-  // is not empty or must be rebuilt.
+  // The rings whose last drain left records (more_): called when
+  // more_to_serve().
   void drain_more(Pass& pass);
+  bool more_to_serve() const noexcept { return !more_.empty() || rebuild_more_; }
   [[gnu::cold]] std::optional<Result<std::size_t>> spin(Pass& pass, clock::time_point& now,
                                                        clock::time_point deadline,
                                                        const sigset_t* sigmask);
