@@ -3,9 +3,9 @@
 
 #include <array>
 #include <chrono>
-#include <optional>
 #include <cstring>
 #include <map>
+#include <optional>
 #include <set>
 #include <string>
 #include <thread>

@@ -114,6 +114,22 @@ TEST(RingbufKernel, FullRingBufferAccountsForEveryRecord) {
   EXPECT_EQ(received + tracer.failures(), tracer.attempts());
 }
 
+TEST(RingbufKernel, TelemetryKeepsTheMostBytesFoundWaiting) {
+  REQUIRE_BPF();
+  WriteTracer tracer(ringbuf_filter());
+  Reader reader(tracer.events_map(), [](const Sample&) {});
+  constexpr std::uint64_t kRecords = 20;
+  for (std::uint64_t i = 0; i < kRecords; ++i)
+    ASSERT_EQ(fire_on_cpu(tracer.raw_tracepoint_fd(), 0), 0);
+  ASSERT_TRUE(reader.consume().ok());
+  // 32 bytes a record: the ring buffer's 8-byte header and the 24-byte event.
+  EXPECT_EQ(reader.stats().at(0).fill_high_water, kRecords * 32);
+  ASSERT_EQ(fire_on_cpu(tracer.raw_tracepoint_fd(), 0), 0);
+  ASSERT_TRUE(reader.consume().ok());
+  EXPECT_EQ(reader.stats().at(0).fill_high_water, kRecords * 32) << "a high-water mark stays";
+  EXPECT_EQ(reader.total_stats().records, kRecords + 1);
+}
+
 TEST(RingbufKernel, PerfRingsAndARingBufferInOnePoll) {
   REQUIRE_BPF();
   WriteTracer perf_tracer({});
