@@ -137,10 +137,18 @@ class RingParser {
     std::atomic_ref<__u64>(control_->data_tail).store(tail, std::memory_order_release);
   }
 
-  std::optional<RingRecord> peek_until(std::uint64_t head, std::span<std::byte> scratch) noexcept;
-  std::optional<RingRecord> fail(const char* why) noexcept {
+  std::optional<RingRecord> peek_until(std::uint64_t head, std::span<std::byte> scratch) noexcept {
+    RingRecord rec;
+    if (!read_record(head, scratch, rec)) return std::nullopt;
+    return rec;
+  }
+  // peek_until() into `out`: false when there is no record (or corrupt_ is
+  // set). Inlined into drain(), where a record then costs no copy.
+  [[gnu::always_inline]] bool read_record(std::uint64_t head, std::span<std::byte> scratch,
+                                          RingRecord& out) noexcept;
+  bool fail(const char* why) noexcept {
     corrupt_ = why;
-    return std::nullopt;
+    return false;
   }
 
   // The record at pos as one contiguous span: in place, or copied into scratch
@@ -165,8 +173,8 @@ class RingParser {
   const char* corrupt_ = nullptr;
 };
 
-[[gnu::hot]] inline std::optional<RingRecord> RingParser::peek_until(
-    std::uint64_t head, std::span<std::byte> scratch) noexcept {
+inline bool RingParser::read_record(std::uint64_t head, std::span<std::byte> scratch,
+                                    RingRecord& out) noexcept {
   corrupt_ = nullptr;
   next_ = pos_;  // advance() without a record stays put
   if (head - pos_ > size()) return fail("head is more than the ring size ahead of tail");
@@ -182,22 +190,22 @@ class RingParser {
     const auto rec = record_at(pos, header.size, scratch);
     if (rec.empty()) return fail("wrapped record larger than the scratch buffer");
     next_ = pos + header.size;
-    RingRecord out;
     switch (header.type) {
       case PERF_RECORD_SAMPLE:
         if (!parse_sample_record(rec, has_time_, out.sample)) return fail("sample fields larger than the record");
-        return out;
+        out.kind = RingRecord::Kind::sample;
+        return true;
       case PERF_RECORD_LOST:
         // struct { header; u64 id; u64 lost; }
         if (rec.size() < sizeof header + 2 * sizeof out.lost) return fail("lost record too short");
         std::memcpy(&out.lost, rec.data() + sizeof header + sizeof out.lost, sizeof out.lost);
         out.kind = RingRecord::Kind::lost;
-        return out;
+        return true;
       default:  // nothing else carries data for a BPF output event
         pos_ = next_;
     }
   }
-  return std::nullopt;
+  return false;
 }
 
 template <class Visitor>
@@ -213,18 +221,18 @@ template <class Visitor>
 
   // After a record the checks of a peek at the head would pass (the cursor
   // stays aligned, below the head): an empty ring is looked at once.
+  RingRecord rec;
   for (bool first = true; first || pos_ != head; first = false) {
-    const auto rec = peek_until(head, scratch);
-    if (!rec) break;
+    if (!read_record(head, scratch, rec)) break;
     advance();  // before the visitor: a record whose handler throws counts as consumed
     result.bytes = pos_ - start;
-    if (rec->kind == RingRecord::Kind::lost) {
-      result.lost += rec->lost;
-      visitor.on_lost(rec->lost);
+    if (rec.kind == RingRecord::Kind::lost) {
+      result.lost += rec.lost;
+      visitor.on_lost(rec.lost);
       continue;
     }
     ++result.records;
-    if (visitor.on_sample(rec->sample) == Action::stop) {
+    if (visitor.on_sample(rec.sample) == Action::stop) {
       result.stopped = true;
       return result;
     }
