@@ -37,21 +37,20 @@ OutputCounts::OutputCounts(sys::Fd fd) : fd_(std::move(fd)) {
   last_.resize(sys::possible_cpus());
 }
 
-std::vector<OutputCounts::Growth> OutputCounts::read() {
-  const std::vector<std::byte> values =
-      sys::percpu_lookup(fd_.get(), PERFBUF_KEY_COUNTS, sizeof(perfbuf_counts));
-  std::vector<Growth> grown;
+const std::vector<OutputCounts::Growth>& OutputCounts::read() {
+  sys::percpu_lookup(fd_.get(), PERFBUF_KEY_COUNTS, sizeof(perfbuf_counts), values_);
+  grown_.clear();
   for (std::size_t cpu = 0; cpu < last_.size(); ++cpu) {
-    const perfbuf_counts now = counts_of_cpu(values, cpu);
+    const perfbuf_counts now = counts_of_cpu(values_, cpu);
     perfbuf_counts& was = last_[cpu];
     const std::uint64_t failed = (now.failures - now.kernel_counted) -
                                  (was.failures - was.kernel_counted);
     const std::uint64_t kernel_counted = now.kernel_counted - was.kernel_counted;
     if (now.attempts != was.attempts || failed != 0 || kernel_counted != 0)
-      grown.push_back({static_cast<int>(cpu), now.attempts - was.attempts, failed, kernel_counted});
+      grown_.push_back({static_cast<int>(cpu), now.attempts - was.attempts, failed, kernel_counted});
     was = now;
   }
-  return grown;
+  return grown_;
 }
 
 void OutputCounts::set_wakeup_bytes(std::uint64_t bytes) {

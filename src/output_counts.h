@@ -29,8 +29,10 @@ class OutputCounts {
     std::uint64_t failed;          // failures the kernel did not count itself
     std::uint64_t kernel_counted;  // the others: perf outputs into a full ring
   };
-  // Reads every CPU's counts; the CPUs whose counts grew.
-  std::vector<Growth> read();
+  // Reads every CPU's counts; the CPUs whose counts grew, valid until the
+  // next read(). (The reader reads every max_delay: its buffers are kept,
+  // so that a read allocates nothing once they have grown.)
+  const std::vector<Growth>& read();
 
   // Ring buffers: the program wakes the reader once `bytes` wait (0: the kernel's rule).
   void set_wakeup_bytes(std::uint64_t bytes);
@@ -43,6 +45,8 @@ class OutputCounts {
   sys::Fd fd_;
   perfbuf_counts control_{};  // what the program reads at PERFBUF_KEY_CONTROL
   std::vector<perfbuf_counts> last_;  // by CPU
+  std::vector<std::byte> values_;     // the map's values, as last read
+  std::vector<Growth> grown_;         // what read() returns
 };
 
 }  // namespace perfbuf::detail

@@ -290,10 +290,16 @@ int possible_cpus() {
   return n;
 }
 
-std::vector<std::byte> percpu_lookup(int map_fd, std::uint32_t key, std::size_t value_size) {
-  std::vector<std::byte> values(((value_size + 7) & ~std::size_t{7}) * possible_cpus());
+void percpu_lookup(int map_fd, std::uint32_t key, std::size_t value_size,
+                   std::vector<std::byte>& values) {
+  values.resize(((value_size + 7) & ~std::size_t{7}) * possible_cpus());
   if (::bpf_map_lookup_elem(map_fd, &key, values.data()) < 0)
     throw last_error("bpf(MAP_LOOKUP_ELEM, per-CPU key " + std::to_string(key) + ")");
+}
+
+std::vector<std::byte> percpu_lookup(int map_fd, std::uint32_t key, std::size_t value_size) {
+  std::vector<std::byte> values;
+  percpu_lookup(map_fd, key, value_size, values);
   return values;
 }
 

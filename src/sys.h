@@ -150,6 +150,9 @@ int possible_cpus();
 // A per-CPU array's value at `key` on every possible CPU, one after another,
 // each value_size bytes rounded up to 8 (the kernel's layout).
 std::vector<std::byte> percpu_lookup(int map_fd, std::uint32_t key, std::size_t value_size);
+// The same into `values`, which keeps its memory from one call to the next.
+void percpu_lookup(int map_fd, std::uint32_t key, std::size_t value_size,
+                   std::vector<std::byte>& values);
 // Sets a per-CPU array's value at `key` to `value` on every possible CPU.
 void percpu_update_all(int map_fd, std::uint32_t key, const void* value, std::size_t value_size);
 
