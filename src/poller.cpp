@@ -297,6 +297,7 @@ std::optional<Result<std::size_t>> Poller::spin(Pass& pass, clock::time_point& n
   if (!any_readable()) return std::nullopt;
   pass.now = now;
   if (drain_all(pass, options_.ring_budget)) last_flush_ = now;
+  last_clock_read_ = pass.now;
   if (pass.records == 0 && !pass.error) return std::nullopt;
   // No wait happened: deliver a signal the caller unblocks for the wait now.
   if (sigmask && deliver_pending(*sigmask)) return Error(EINTR, "poll: interrupted by a signal");
@@ -341,7 +342,7 @@ bool Poller::serve_other_events(int n, Pass& pass) {
                                              const sigset_t* sigmask) {
   // Negative, or too long to add to a time point without overflow: no limit.
   const bool forever = timeout.count() < 0 || timeout > std::chrono::hours(24 * 365);
-  clock::time_point now = steady_now();
+  clock::time_point now = last_clock_read_ = steady_now();
   const clock::time_point deadline = forever ? clock::time_point::max() : now + timeout;
   for (;;) {
     Pass pass(++passes_, now);
@@ -378,7 +379,7 @@ bool Poller::serve_other_events(int n, Pass& pass) {
     const bool woken = others && serve_other_events(n, pass);
     if (ready) drain_ordered(pass, options_.ring_budget, /*hold_recent=*/true);
     else if (more_to_serve()) drain_more(pass);
-    now = pass.now;
+    now = last_clock_read_ = pass.now;
     // Records below the wakeup threshold: drain every ring at least every
     // flush_every; and records the reorder window held back, once it has passed.
     if (!pass.stopped && now >= next_flush && drain_all(pass, options_.ring_budget))
@@ -392,6 +393,7 @@ Result<std::size_t> Poller::consume() {
   Pass pass(++passes_, clock::now());
   pass.take_all = true;
   if (drain_all(pass, kNoBudget)) last_flush_ = pass.now;
+  last_clock_read_ = pass.now;
   return pass.result();
 }
 
@@ -399,6 +401,7 @@ Result<std::size_t> Poller::consume(PolledRing& ring) {
   Pass pass(++passes_, clock::now());
   pass.take_all = true;
   drain(ring, pass, kNoBudget);
+  last_clock_read_ = pass.now;
   return pass.result();
 }
 

@@ -50,6 +50,10 @@ class Poller {
   // Watches the ring's fd() again, after it changed.
   void rewatch(PolledRing& ring);
   int epoll_fd() const noexcept { return epoll_.get(); }
+  // The time as of the last clock read of poll() or consume() (their end,
+  // when they delivered something): what a caller that needs the time after
+  // one takes instead of reading the clock once more.
+  std::chrono::steady_clock::time_point last_clock_read() const noexcept { return last_clock_read_; }
 
  private:
   using clock = std::chrono::steady_clock;
@@ -84,21 +88,22 @@ class Poller {
   }
   PolledRing* ring_of(std::uint64_t token) const;
 
-  // What every wakeup reads first, side by side (fewer cache lines), then the rest.
+  // What every wakeup reads, side by side (fewer cache lines), then the rest.
   LoopOptions options_;
   sys::Fd epoll_;
   RingTimers timers_;                // what the rings need from the timer
   bool rebuild_more_ = false;  // the list may miss rings: a handler threw while it was served
+  std::uint64_t passes_ = 0;     // ids for Pass
+  clock::time_point last_flush_ = clock::now();
+  clock::time_point last_clock_read_ = last_flush_;
+  // Ordered mode: when the oldest record held back by the window may go out;
+  // the next pass comes then, not at the next flush.
+  clock::time_point release_at_ = clock::time_point::max();
   std::vector<PolledRing*> rings_;   // by id; nullptr where a ring was removed
   std::vector<epoll_event> events_;
   // Ids of rings that were left with records to serve again without a wait
   // (PolledRing::more), each listed once; serving_: the list being served.
   std::vector<std::uint32_t> more_, serving_;
-  clock::time_point last_flush_ = clock::now();
-  // Ordered mode: when the oldest record held back by the window may go out;
-  // the next pass comes then, not at the next flush.
-  clock::time_point release_at_ = clock::time_point::max();
-  std::uint64_t passes_ = 0;     // ids for Pass
   std::uint64_t last_time_ = 0;  // ordered mode: the newest time handed out
   sys::Fd wake_;                     // eventfd in the epoll set: wake() ends a wait
   sys::Fd uevents_;                  // the kernel's device events, for CPU hotplug

@@ -162,18 +162,27 @@ struct Reader::Impl {
     last_count_read = {};  // read at the next chance
   }
 
-  // Reads the programs' output counts at most every max_delay (one system
-  // call per counted map: a loss is reported within the delivery bound), or now.
-  Result<std::size_t> read_counts(Result<std::size_t>&& result, bool now) {
-    if (!counted) return std::move(result);
-    const auto t = detail::steady_now();
-    if (!now && t - last_count_read < options.max_delay) return result;
+  // After a poll or a consume: reads the programs' output counts (one
+  // system call per counted map) if max_delay has passed since the last
+  // read, or `now`: a loss is reported within the delivery bound. The time
+  // is the loop's last clock read, not one more. A failed read is the
+  // result's error (a loss report missed is worth one).
+  void read_counts(Result<std::size_t>& result, bool now) {
+    if (!counted) return;
+    const auto t = poller.last_clock_read();
+    if (!now && t - last_count_read < options.max_delay) return;
     last_count_read = t;
     try {
       for (auto& source : sources) source->read_counts();
     } catch (const Error& e) {
-      if (result) return e;  // a loss report missed is worth an error
+      if (result) result = e;
     }
+  }
+  // poll() when some map is counted (one return: the result is built in
+  // the caller's place).
+  Result<std::size_t> poll_counted(std::chrono::milliseconds timeout, const sigset_t* sigmask) {
+    Result<std::size_t> result = poller.poll(timeout, sigmask);
+    read_counts(result, /*now=*/false);
     return result;
   }
   bool counted = false;  // some map's outputs are counted (count_outputs)
@@ -213,19 +222,23 @@ Reader::~Reader() = default;
   return poll(timeout, nullptr);
 }
 
-// The first of the hot functions in the library (GCC emits it before the
-// one above; CMakeLists.txt): it starts a page, so that the path of a wakeup
-// spans as few pages as it can (scripts/wakeup-cost.py --pages shows them; a
-// compiler that emits the two the other way round costs one page more).
-[[gnu::hot, gnu::aligned(4096)]] Result<std::size_t> Reader::poll(std::chrono::milliseconds timeout,
+// The first of the hot functions in the library (GCC emits a function it
+// calls before its caller, so before the one above, which jumps here: not
+// inlined, for that order; CMakeLists.txt): it starts a page, so that the
+// path of a wakeup spans as few pages as it can (scripts/wakeup-cost.py
+// --pages shows them; a compiler that emits the two the other way round
+// costs one page more).
+[[gnu::hot, gnu::noinline, gnu::aligned(4096)]] Result<std::size_t> Reader::poll(std::chrono::milliseconds timeout,
                                                                  const sigset_t* sigmask) {
-  // (The result is built in the caller's place: no Result moved on the common path.)
+  // (The result is built in the caller's place: no Result moved.)
   if (!impl_->counted) [[likely]] return impl_->poller.poll(timeout, sigmask);
-  return impl_->read_counts(impl_->poller.poll(timeout, sigmask), /*now=*/false);
+  return impl_->poll_counted(timeout, sigmask);
 }
 
 Result<std::size_t> Reader::consume() {
-  return impl_->read_counts(impl_->poller.consume(), /*now=*/true);
+  Result<std::size_t> result = impl_->poller.consume();
+  impl_->read_counts(result, /*now=*/true);
+  return result;
 }
 
 void Reader::count_outputs(int counts_map_fd, int source) {
@@ -240,7 +253,9 @@ Result<std::size_t> Reader::consume_ring(std::size_t index) {
   if (index >= impl_->rings.size())
     return Error(EINVAL, "consume_ring(" + std::to_string(index) + "): there are only " +
                              std::to_string(impl_->rings.size()) + " rings");
-  return impl_->read_counts(impl_->poller.consume(*impl_->rings[index]), /*now=*/false);
+  Result<std::size_t> result = impl_->poller.consume(*impl_->rings[index]);
+  impl_->read_counts(result, /*now=*/false);
+  return result;
 }
 
 void Reader::pause() { impl_->pause(true); }
