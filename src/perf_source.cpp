@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <map>
 #include <mutex>
+#include <span>
 #include <string>
 
 #include "adaptive.h"
@@ -53,13 +54,14 @@ perf_event_attr ring_attr(const Options& o, std::size_t ring_bytes) {
 // One CPU's mapped ring and the events that write into it: the event it was
 // mapped for and, under Wakeup::adaptive(), a second event whose records go
 // to the same ring (PERF_EVENT_IOC_SET_OUTPUT) but wake the reader on every one.
-struct EventRing {
+// (The parser first, on a cache line of its own: a wakeup reads nothing else here.)
+struct alignas(64) EventRing {
   EventRing(sys::Fd event, sys::Mapping ring, std::size_t ring_bytes, bool timestamps,
             bool reads_lost)
-      : fd(std::move(event)),
+      : parser(static_cast<perf_event_mmap_page*>(ring.get()),
+               {static_cast<std::byte*>(ring.get()) + sys::page_size(), ring_bytes}, timestamps),
+        fd(std::move(event)),
         mapping(std::move(ring)),
-        parser(static_cast<perf_event_mmap_page*>(mapping.get()),
-               {static_cast<std::byte*>(mapping.get()) + sys::page_size(), ring_bytes}, timestamps),
         reads_lost(reads_lost) {}
   // The records the kernel dropped on this ring so far, by either event
   // (PERF_FORMAT_LOST); 0 where the kernel cannot tell.
@@ -73,10 +75,10 @@ struct EventRing {
     }
     return total;
   }
+  RingParser parser;
   sys::Fd fd;     // the event the ring was mapped for
   sys::Fd woken;  // Wakeup::adaptive(): the event that wakes per record, or none
   sys::Mapping mapping;
-  RingParser parser;
   bool reads_lost;
   std::uint64_t lost_read = 0;  // lost() when last read
 };
@@ -114,14 +116,15 @@ class PerfRing final : public PolledRing {
   using clock = std::chrono::steady_clock;
 
   PerfRing(int cpu, int index, std::unique_ptr<EventRing> ring, Slot slot, bool wakes_every_record,
-           bool timestamps, const Handlers& handlers, std::vector<std::byte>& scratch)
+           bool timestamps, const Handlers& handlers, std::span<std::byte> scratch)
       : PolledRing(cpu, index),
-        wakes_every_record_(wakes_every_record),
         ring_(std::move(ring)),
-        woken_active_(ring_->woken.get() >= 0),
-        slot_(slot),
         handlers_(handlers),
         scratch_(scratch),
+        adaptive_(ring_->woken.get() >= 0),
+        woken_active_(adaptive_),
+        wakes_every_record_(wakes_every_record),
+        slot_(slot),
         timestamps_(timestamps) {
     update_timer();
   }
@@ -291,9 +294,9 @@ class PerfRing final : public PolledRing {
   // write through that event may still land after a switch away from it;
   // never when every record wakes the reader.
   void update_timer() {
-    if (ring_->woken.get() >= 0 && !woken_active_)
+    if (adaptive_ && !woken_active_)
       set_timer(RingTimer::poll);
-    else if (settling_ || (!wakes_every_record_ && ring_->woken.get() < 0))
+    else if (settling_ || (!wakes_every_record_ && !adaptive_))
       set_timer(RingTimer::flush);
     else
       set_timer(RingTimer::none);
@@ -303,7 +306,7 @@ class PerfRing final : public PolledRing {
   // the other event when the rate crosses a threshold.
   [[gnu::hot]] void adapt(std::uint64_t records, clock::time_point now, Pass* pass) {
     records_at_adapt_ = stats.records;
-    if (ring_->woken.get() < 0 || !switch_.update(records, now)) return;
+    if (!adaptive_ || !switch_.update(records, now)) return;
     switch_event(pass);
   }
   // Moves the map slot to the event RateSwitch asked for.
@@ -351,21 +354,23 @@ class PerfRing final : public PolledRing {
                                       "; skipped the rest of the ring"));
   }
 
-  bool wakes_every_record_;          // Wakeup::every_record()
+  // What a wakeup reads first, side by side (fewer cache lines), then the rest.
   std::unique_ptr<EventRing> ring_;
+  std::vector<std::unique_ptr<EventRing>> retired_;  // read before ring_, oldest first
+  const Handlers& handlers_;
+  std::span<std::byte> scratch_;     // the map's buffer for wrapped records
+  const bool adaptive_;              // Wakeup::adaptive(): ring_->woken is open
   bool woken_active_;                // the slot holds ring_->woken
   bool settling_ = false;            // switched to woken_ less than kSwitchGrace before the last drain
-  clock::time_point switched_at_;
   RateSwitch switch_;
   std::uint64_t records_at_adapt_ = 0;
+  clock::time_point switched_at_;
+  bool wakes_every_record_;          // Wakeup::every_record()
   Slot slot_;
-  const Handlers& handlers_;
-  std::vector<std::byte>& scratch_;
   bool timestamps_;
   RingParser* next_ = nullptr;      // the ring next_time() found the next sample in
   std::uint64_t kernel_lost_ = 0;   // from the kernel's loss records
   std::uint64_t counted_lost_ = 0;  // from the program's counts (Reader::count_outputs)
-  std::vector<std::unique_ptr<EventRing>> retired_;  // read before ring_, oldest first
   std::uint64_t dropped_lost_ = 0;  // PERF_FORMAT_LOST of retired rings read to the end
 };
 

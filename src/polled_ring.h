@@ -73,7 +73,9 @@ struct Handlers {
   LostHandler on_lost;
 };
 
-class PolledRing {
+// Aligned, and what a wakeup reads first: the loop's marks and the counters
+// of every drain share the object's first cache lines with its vtable pointer.
+class alignas(64) PolledRing {
  public:
   explicit PolledRing(int cpu, int source) { stats.cpu = cpu, stats.source = source; }
   virtual ~PolledRing() = default;
@@ -129,11 +131,11 @@ class PolledRing {
   }
 
   int cpu() const noexcept { return stats.cpu; }  // -1: a ring shared by all CPUs
-  CpuStats stats;
-  bool more = false;           // records left behind by a budget or a stop: serve again soon
   std::uint64_t served_in = 0;  // the id of the last pass that drained it
+  bool more = false;           // records left behind by a budget or a stop: serve again soon
   bool listed_more = false;     // in the loop's list of rings with more to serve
   std::uint32_t id = 0;         // the loop's id for it (Poller::add)
+  CpuStats stats;
 
  protected:
   // A ring calls this whenever what it needs from the timer changes.
