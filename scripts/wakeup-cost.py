@@ -7,8 +7,9 @@ that two builds (or perfbuf and libbpf) compare without the host's noise.
 
 Runs `perfbuf bench --producers 1 --rate 1000` under callgrind, counting only
 inside the reader's poll call (Reader::poll, perf_buffer__poll or
-ring_buffer__poll), with caches of 1 KiB so that a line the path touches is
-counted as it would be after a long sleep, when the caches are cold. Prints
+ring_buffer__poll), with caches of 1 KiB (16 lines, fully associative) so
+that a line the path touches is counted as it would be after a long sleep,
+when the caches are cold. Prints
 per wakeup: instructions, instruction- and data-cache lines missed, and the
 code pages whose instructions run at every wakeup (the TLB entries a wakeup
 needs). At 1,000/s each wakeup hands out one record, and the bench's own
@@ -37,7 +38,10 @@ ADDRESS = re.compile(r"(0x[0-9a-f]+|[+-]\d+|\*)$")
 
 def run_callgrind(perfbuf, consumer, out, seconds):
     cmd = ["valgrind", "--tool=callgrind", "--cache-sim=yes", "--dump-instr=yes",
-           "--I1=1024,2,64", "--D1=1024,2,64", "--LL=8192,2,64",
+           # 16 lines each, fully associative: a line is missed for being
+           # far back, not for where it happens to sit (so that moving code
+           # or data around does not move the figures by itself)
+           "--I1=1024,16,64", "--D1=1024,16,64", "--LL=8192,16,64",
            f"--callgrind-out-file={out}",
            f"--toggle-collect={POLL_OF.get(consumer, PERFBUF_POLL)}",
            perfbuf, "bench", "--producers", "1", "--rate", "1000",
