@@ -17,6 +17,7 @@
 #include <poll.h>
 
 #include "bpf_support.h"
+#include "process_info.h"
 #include "write_tracer.h"
 
 namespace perfbuf {
@@ -334,6 +335,32 @@ TEST(Adaptive, EachCpuMapsOneRing) {
     EXPECT_EQ(reader.ring_bytes(), kDefaultRingBytes);
     EXPECT_EQ(perf_mapping_sizes(), (std::vector<std::size_t>{kDefaultRingBytes + page}));
   }
+}
+
+// Destroyed while the map slot holds the event that does not wake (heavy
+// traffic moved it there), with a record waiting: both events, the ring and
+// the slot go with the reader.
+TEST(Adaptive, ADestroyedReaderLeavesNothingWhicheverEventTheSlotHolds) {
+  REQUIRE_BPF();
+  WriteTracer tracer({});
+  const int prog = tracer.raw_tracepoint_fd();
+  const int fds = testing::count_fds();
+  ASSERT_TRUE(perf_mapping_sizes().empty());
+  {
+    Reader reader(tracer.events_map(), [](const Sample&) {}, {},
+                  Options{.cpus = {0}, .max_delay = std::chrono::minutes(1)});
+    // A burst at one wakeup moves the slot to the event that does not wake.
+    for (int i = 0; i < 200; ++i) ASSERT_EQ(fire_on_cpu(prog, 0), 0);
+    ASSERT_TRUE(reader.poll(milliseconds(5000)).ok());
+    ASSERT_EQ(reader.total_stats().switches, 1u) << "the slot did not move to the polled event";
+    ASSERT_EQ(fire_on_cpu(prog, 0), 0);  // written through it, left unread
+    EXPECT_EQ(tracer.failures(), 0u);
+  }
+  EXPECT_EQ(testing::count_fds(), fds);
+  EXPECT_TRUE(perf_mapping_sizes().empty());
+  const std::uint64_t failures = tracer.failures();
+  ASSERT_EQ(fire_on_cpu(prog, 0), 0);
+  EXPECT_EQ(tracer.failures(), failures + 1) << "the map slot still holds an event";
 }
 
 }  // namespace
