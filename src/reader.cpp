@@ -222,9 +222,9 @@ Reader::~Reader() = default;
   return poll(timeout, nullptr);
 }
 
-// The first of the hot functions in the library (GCC emits a function it
-// calls before its caller, so before the one above, which jumps here: not
-// inlined, for that order; CMakeLists.txt): it starts a page, so that the
+// The first of the hot functions in the library (GCC emits a function
+// before its callers, so before the one above, which calls it: not inlined,
+// for that order; CMakeLists.txt): it starts a page, so that the
 // path of a wakeup spans as few pages as it can (scripts/wakeup-cost.py
 // --pages shows them; a compiler that emits the two the other way round
 // costs one page more).
